@@ -1,0 +1,372 @@
+/*
+ * cfutures: Python's concurrent.futures for C.
+ *
+ * A thread pool (cf_executor) runs submitted jobs and hands back futures
+ * (cf_future): cancel, result and exception with timeouts, done callbacks,
+ * wait, as_completed and map, with the semantics of CPython 3.13's
+ * ThreadPoolExecutor and the fixes listed in docs/semantics.md.
+ *
+ * Conventions
+ * - Every function that can fail returns an int: 0 (or a documented
+ *   non-negative value) on success, a negative CF_E* code on failure.
+ *   cf_strerror() names the code. errno is never used to report errors.
+ * - Timeouts are relative, in seconds, as a double. CF_FOREVER waits for
+ *   ever; 0 or a negative value polls (never blocks); NaN is CF_EINVAL.
+ *   Each call turns its timeout into one absolute CLOCK_MONOTONIC deadline
+ *   at entry, and a wait interrupted by a signal resumes with that deadline.
+ * - Every handle has an owner. Functions that hand out a cf_future_t *
+ *   through an out parameter give the caller one reference, to be dropped
+ *   with cf_future_release(). Pointers passed to callbacks are borrowed.
+ * - Every function may be called from any thread, on the same object from
+ *   any number of threads at once, unless its comment says otherwise.
+ * - User callbacks (jobs, done callbacks, destructors, initializers) run
+ *   with no library lock held; they may call any function of the library.
+ */
+#ifndef CFUTURES_H
+#define CFUTURES_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define CF_EXTERN __attribute__((visibility("default")))
+#define CF_NODISCARD __attribute__((warn_unused_result))
+#else
+#define CF_EXTERN
+#define CF_NODISCARD
+#endif
+
+#define CF_VERSION_MAJOR 0
+#define CF_VERSION_MINOR 1
+#define CF_VERSION_PATCH 0
+
+/* The library's version as "MAJOR.MINOR.PATCH". */
+CF_EXTERN const char *cf_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                             */
+/* ------------------------------------------------------------------ */
+
+/* XX(name, value, message): the one list of error codes. */
+#define CF_ERRNO_MAP(XX)                                                     \
+  XX(ECANCELLED, -1, "the future was cancelled")                             \
+  XX(ETIMEDOUT, -2, "timed out")                                             \
+  XX(EINVALID_STATE, -3, "invalid state for this operation")                 \
+  XX(EBROKEN, -4,                                                            \
+     "a thread initializer failed, the thread pool is not usable anymore")   \
+  XX(ESHUTDOWN, -5, "cannot schedule new futures after shutdown")            \
+  XX(EINVAL, -6, "invalid argument")                                         \
+  XX(ENOMEM, -7, "out of memory")                                            \
+  XX(EDEADLK, -8, "operation would deadlock")                                \
+  XX(EFAILED, -9, "the job failed")                                          \
+  XX(EOF, -10, "no more items")                                              \
+  XX(EAGAIN, -11, "could not start a worker thread")                         \
+  XX(EFORKED, -12, "object belongs to the parent process of a fork")
+
+typedef enum cf_errno {
+#define CF__ERR_ENUM(name, value, msg) CF_##name = (value),
+  CF_ERRNO_MAP(CF__ERR_ENUM)
+#undef CF__ERR_ENUM
+} cf_errno_t;
+
+/* A static string describing err: a CF_E* code, 0 ("success") or anything
+ * else ("unknown error"). Never NULL. */
+CF_EXTERN const char *cf_strerror(int err);
+
+/* The symbolic name of err ("CF_ETIMEDOUT"), "0" for 0, or "CF_UNKNOWN".
+ * Never NULL. */
+CF_EXTERN const char *cf_err_name(int err);
+
+/* ------------------------------------------------------------------ */
+/* Futures                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Wait without a time limit. */
+#define CF_FOREVER ((double)INFINITY)
+
+typedef struct cf_future cf_future_t;
+
+/* Destructor for a result value or a job argument; runs exactly once. */
+typedef void (*cf_free_fn)(void *ptr);
+
+/* A done callback. f is borrowed for the duration of the call. */
+typedef void (*cf_done_fn)(cf_future_t *f, void *data);
+
+/* The states of SEMANTICS.md 1.1. CANCELLED_AND_NOTIFIED is CANCELLED after a
+ * worker (or set_running_or_notify_cancel) has seen it; both are "cancelled". */
+typedef enum cf_state {
+  CF_STATE_PENDING = 0,
+  CF_STATE_RUNNING = 1,
+  CF_STATE_CANCELLED = 2,
+  CF_STATE_CANCELLED_AND_NOTIFIED = 3,
+  CF_STATE_FINISHED = 4
+} cf_state_t;
+
+/* Create a standalone future in state PENDING (a promise that a producer
+ * completes with cf_future_set_result / cf_future_set_exception). *out gets
+ * one reference. Errors: CF_EINVAL (out NULL), CF_ENOMEM. */
+CF_EXTERN CF_NODISCARD int cf_future_create(cf_future_t **out);
+
+/* Take one more reference to f. Returns f (NULL when f is NULL). */
+CF_EXTERN cf_future_t *cf_future_retain(cf_future_t *f);
+
+/* Drop one reference; the last one frees f and runs the result destructor,
+ * in the calling thread. NULL is a no-op. */
+CF_EXTERN void cf_future_release(cf_future_t *f);
+
+/* Cancel: succeeds only from PENDING (and for an already cancelled future).
+ * Returns 1 if f is (now) cancelled, 0 if it is running or finished,
+ * CF_EINVAL for NULL. A successful first cancel wakes result() waiters and
+ * wait/as_completed at once, then runs the done callbacks in the calling
+ * thread before returning. A queued job that was cancelled never runs. */
+CF_EXTERN int cf_future_cancel(cf_future_t *f);
+
+/* State queries: 1 or 0 (0 for NULL). done() is true when cancelled or
+ * finished. */
+CF_EXTERN int cf_future_cancelled(const cf_future_t *f);
+CF_EXTERN int cf_future_running(const cf_future_t *f);
+CF_EXTERN int cf_future_done(const cf_future_t *f);
+
+/* The current state; CF_EINVAL for NULL. */
+CF_EXTERN int cf_future_state(const cf_future_t *f);
+
+/* The name of a state as Python's repr shows it: "pending", "running",
+ * "cancelled" (both cancelled states), "finished"; "invalid" otherwise. */
+CF_EXTERN const char *cf_state_name(int state);
+
+/* Write a repr of f into buf (always NUL-terminated when size > 0), e.g.
+ * "<cf_future at 0x55d0 state=finished returned>" or "... state=finished
+ * raised 42>". Returns the length that the full text needs (like snprintf),
+ * or CF_EINVAL when f is NULL or buf is NULL with size > 0. */
+CF_EXTERN int cf_future_repr(const cf_future_t *f, char *buf, size_t size);
+
+/* Wait up to timeout for f to be done, then report its outcome:
+ *   0              finished with a value; *value (if value != NULL) gets it,
+ *                  owned by the future (valid while you hold a reference);
+ *   CF_EFAILED     the job failed: cf_future_exception() gives code, message;
+ *   CF_ECANCELLED  cancelled;  CF_ETIMEDOUT  not done in time;
+ *   CF_EINVAL      f NULL or timeout NaN;
+ *   CF_EDEADLK     called from inside the job that completes f.
+ * Must not be called while holding a lock that the job or the code
+ * completing f takes. */
+CF_EXTERN CF_NODISCARD int cf_future_result(cf_future_t *f, double timeout,
+                                            void **value);
+
+/* Wait like cf_future_result, then report the failure: returns 0 when f
+ * finished, setting *code to the job's failure code (0 if it returned a
+ * value) and *message to its message (NULL if none; owned by the future).
+ * code and message may be NULL. Other returns: CF_ECANCELLED, CF_ETIMEDOUT,
+ * CF_EINVAL, CF_EDEADLK as for cf_future_result. */
+CF_EXTERN CF_NODISCARD int cf_future_exception(cf_future_t *f, double timeout,
+                                               int *code,
+                                               const char **message);
+
+/* Register fn(f, data) to run exactly once when f is done, in registration
+ * order. If f is not done it runs later in the thread that completes or
+ * cancels f; if f is already done it runs now, in the caller, before this
+ * returns. Errors: CF_EINVAL (f or fn NULL), CF_ENOMEM (fn is not called). */
+CF_EXTERN CF_NODISCARD int cf_future_add_done_callback(cf_future_t *f,
+                                                       cf_done_fn fn,
+                                                       void *data);
+
+/* For producers: PENDING -> RUNNING and return 1; on a CANCELLED future mark
+ * it notified and return 0 (no callbacks run); otherwise (running, notified,
+ * finished) return CF_EINVALID_STATE. CF_EINVAL for NULL. */
+CF_EXTERN int cf_future_set_running_or_notify_cancel(cf_future_t *f);
+
+/* Complete f with value (owned by f from now on: destructor, if any, runs
+ * once when f's last reference goes). Legal from PENDING and RUNNING; wakes
+ * waiters, then runs the done callbacks in the calling thread. Errors:
+ * CF_EINVAL (f NULL), CF_EINVALID_STATE (f cancelled or finished: the value
+ * stays the caller's and dtor is not run). */
+CF_EXTERN int cf_future_set_result(cf_future_t *f, void *value,
+                                   cf_free_fn dtor);
+
+/* Complete f with a failure: code (any non-zero int chosen by the
+ * producer) and an optional message (copied). Same states, wake-ups and
+ * callbacks as cf_future_set_result. Errors: CF_EINVAL (f NULL or code 0),
+ * CF_EINVALID_STATE, CF_ENOMEM (copying the message; f stays unchanged). */
+CF_EXTERN int cf_future_set_exception(cf_future_t *f, int code,
+                                      const char *message);
+
+/* ------------------------------------------------------------------ */
+/* Jobs                                                               */
+/* ------------------------------------------------------------------ */
+
+/* The context of one running job, valid only inside its job function. */
+typedef struct cf_job cf_job_t;
+
+/* A job: runs on a worker thread with no library lock held. Return 0 for
+ * success (with the value given to cf_job_return, NULL by default) or a
+ * non-zero failure code of your choice (cf_job_fail also sets a message).
+ * The job's future then finishes with that value or failure. */
+typedef int (*cf_job_fn)(void *arg, cf_job_t *job);
+
+/* Set the value the job returns; dtor (may be NULL) runs once when the
+ * future's last reference goes, or at once if the future cannot take the
+ * value (it was completed by someone else, or the job fails). Calling it
+ * again replaces the value, destroying the previous one. */
+CF_EXTERN void cf_job_return(cf_job_t *job, void *value, cf_free_fn dtor);
+
+/* Record a failure message (printf-style; fmt may be NULL) and return code,
+ * so a job can end with `return cf_job_fail(job, 42, "bad %s", x);`. */
+CF_EXTERN int cf_job_fail(cf_job_t *job, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* The future this job completes (borrowed). */
+CF_EXTERN cf_future_t *cf_job_future(cf_job_t *job);
+
+/* ------------------------------------------------------------------ */
+/* Executor                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct cf_executor cf_executor_t;
+
+/* A per-thread initializer: runs once at the start of each worker thread.
+ * A non-zero return breaks the pool: queued futures fail with CF_EBROKEN
+ * (cancelled ones stay cancelled) and later submits return CF_EBROKEN. */
+typedef int (*cf_init_fn)(void *arg);
+
+typedef struct cf_executor_options {
+  int max_workers;                /* > 0; default min(32, online CPUs + 4) */
+  const char *thread_name_prefix; /* NULL or "": "cfpool-N" (N per process) */
+  cf_init_fn initializer;         /* NULL: none */
+  void *initializer_arg;          /* passed to initializer */
+} cf_executor_options_t;
+
+/* Fill opts with the defaults. */
+CF_EXTERN void cf_executor_options_init(cf_executor_options_t *opts);
+
+/* Create a pool; no thread starts before the first submit. opts NULL means
+ * the defaults. Workers are named "<prefix>_<n>", the prefix cut so that
+ * the name fits the 15 characters pthread allows. Errors: CF_EINVAL (out
+ * NULL, max_workers <= 0), CF_ENOMEM. The prefix is copied. */
+CF_EXTERN CF_NODISCARD int cf_executor_create(cf_executor_t **out,
+                                              const cf_executor_options_t *opts);
+
+/* Queue fn(arg) and, if out is not NULL, give the caller a reference to its
+ * future. arg_dtor (may be NULL) runs once after the job ran or when the job
+ * is dropped without running (cancelled, broken pool). On failure the job
+ * never runs, *out is untouched and the caller still owns arg. Errors:
+ * CF_EINVAL (ex or fn NULL), CF_EBROKEN, CF_ESHUTDOWN, CF_ENOMEM,
+ * CF_EAGAIN (the pool has no thread and none could be started), CF_EFORKED. */
+CF_EXTERN CF_NODISCARD int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn,
+                                              void *arg, cf_free_fn arg_dtor,
+                                              cf_future_t **out);
+
+/* Stop accepting work. With cancel_futures, queued jobs that have not
+ * started are cancelled (their callbacks run in this thread). Queued jobs
+ * still run otherwise. With wait, return after every worker has exited,
+ * i.e. after all queued work is done. Idempotent. Errors: CF_EINVAL (ex
+ * NULL), CF_EDEADLK (wait requested from one of ex's own workers; nothing
+ * is changed). */
+CF_EXTERN int cf_executor_shutdown(cf_executor_t *ex, bool wait,
+                                   bool cancel_futures);
+
+/* shutdown(wait = true) then free the pool. NULL is a no-op returning 0.
+ * From one of ex's own workers: CF_EDEADLK and nothing happens. Futures
+ * the caller holds stay valid. */
+CF_EXTERN int cf_executor_destroy(cf_executor_t *ex);
+
+/* The number of worker threads started so far (never more than
+ * max_workers); CF_EINVAL for NULL. */
+CF_EXTERN int cf_executor_thread_count(const cf_executor_t *ex);
+
+/* ------------------------------------------------------------------ */
+/* map                                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct cf_map cf_map_t;
+
+/* The input of map: store the next argument in *arg and return 1, return 0
+ * at the end, or a negative code to stop with that error. Called on the
+ * thread that calls cf_executor_map / cf_map_next. */
+typedef int (*cf_map_input_fn)(void *source, void **arg);
+
+/* Executor.map: submit fn(arg) for each argument that next_arg yields.
+ * buffersize 0 submits everything now (the input must end); buffersize n
+ * keeps at most n jobs submitted ahead of the consumer, so an endless input
+ * works. The timeout counts from this call. arg_dtor as for submit.
+ * Errors: CF_EINVAL, CF_ENOMEM, a submit error (nothing stays queued), or
+ * the input's own negative code. */
+CF_EXTERN CF_NODISCARD int cf_executor_map(cf_executor_t *ex, cf_job_fn fn,
+                                           cf_map_input_fn next_arg,
+                                           void *source, cf_free_fn arg_dtor,
+                                           double timeout, size_t buffersize,
+                                           cf_map_t **out);
+
+/* Wait for the next result, in input order. Returns 0 and sets *f to the
+ * done future of that position (borrowed: valid until the next call or
+ * cf_map_destroy; read it with cf_future_result(*f, 0, ...)); every position
+ * yields its own value or failure and iteration goes on. CF_ETIMEDOUT: the
+ * deadline passed; everything not started is cancelled and later calls
+ * return CF_EOF. CF_EOF at the end. A submit or input error is returned at
+ * the position where it happened, then CF_EOF. CF_EINVAL for NULL. */
+CF_EXTERN CF_NODISCARD int cf_map_next(cf_map_t *m, cf_future_t **f);
+
+/* Stop iterating: cancel every job not yet started, drop all references.
+ * NULL is a no-op. */
+CF_EXTERN void cf_map_destroy(cf_map_t *m);
+
+/* ------------------------------------------------------------------ */
+/* wait and as_completed                                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum cf_return_when {
+  CF_FIRST_COMPLETED = 1,
+  CF_FIRST_EXCEPTION = 2,
+  CF_ALL_COMPLETED = 3
+} cf_return_when_t;
+
+/* concurrent.futures.wait: block until return_when holds or timeout passes
+ * (a timeout is not an error), then partition the n futures of fs,
+ * duplicates collapsed, into done[0..*ndone) and not_done[0..*nnot_done).
+ * done and not_done are caller arrays of n entries each (either may be NULL
+ * to skip it); their pointers are borrowed from fs. A cancelled future
+ * counts as done at once. FIRST_EXCEPTION stops at a job failure (not a
+ * cancellation). Returns 0, or CF_EINVAL (fs NULL with n > 0, a NULL entry,
+ * bad return_when, NaN timeout), CF_ENOMEM. */
+CF_EXTERN CF_NODISCARD int cf_wait(cf_future_t *const *fs, size_t n,
+                                   double timeout, int return_when,
+                                   cf_future_t **done, size_t *ndone,
+                                   cf_future_t **not_done, size_t *nnot_done);
+
+typedef struct cf_as_completed cf_as_completed_t;
+
+/* concurrent.futures.as_completed as an iterator over n futures
+ * (duplicates collapse): futures already done come first, in input order,
+ * then the others in completion order. The timeout counts from this call.
+ * The iterator holds a reference to each future until it is destroyed.
+ * Errors: CF_EINVAL (out NULL, fs NULL with n > 0, a NULL entry, NaN
+ * timeout), CF_ENOMEM. */
+CF_EXTERN CF_NODISCARD int cf_as_completed_create(cf_future_t *const *fs,
+                                                  size_t n, double timeout,
+                                                  cf_as_completed_t **out);
+
+/* The next done future (borrowed from the iterator) in *f: returns 0, or
+ * CF_EOF when every future was yielded, or CF_ETIMEDOUT when the deadline
+ * passed with futures left (cf_as_completed_remaining() says how many; a
+ * later call may still yield futures that finish). CF_EINVAL for NULL.
+ * Not for concurrent use on the same iterator. */
+CF_EXTERN CF_NODISCARD int cf_as_completed_next(cf_as_completed_t *it,
+                                                cf_future_t **f);
+
+/* How many futures have not been yielded yet; CF_EINVAL for NULL. */
+CF_EXTERN int cf_as_completed_remaining(const cf_as_completed_t *it);
+
+/* Free the iterator and its references. NULL is a no-op. */
+CF_EXTERN void cf_as_completed_destroy(cf_as_completed_t *it);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CFUTURES_H */
