@@ -55,6 +55,7 @@ struct cf_executor {
   pthread_mutex_t mu;
   cf_future_t *head, *tail;
   size_t queued;
+  _Atomic size_t queued_hint; /* `queued`, readable without the lock */
   _Atomic long available;
   int nthreads;     /* started or being started */
   int next_index;   /* thread numbers are never reused */
@@ -71,6 +72,9 @@ struct cf_executor {
   pthread_mutex_t join_mu;
   char prefix[16];
 };
+
+/* How long an idle worker watches the queue before it parks. */
+#define SPIN_ROUNDS 2000
 
 static _Thread_local cf_executor_t *current_executor;
 
@@ -213,6 +217,7 @@ static void break_pool(cf_executor_t *ex) {
   cf_future_t *f = ex->head;
   ex->head = ex->tail = NULL;
   ex->queued = 0;
+  atomic_store_explicit(&ex->queued_hint, 0, memory_order_relaxed);
   atomic_fetch_sub(&ex->available, 1);
   pthread_mutex_unlock(&ex->mu);
   while (f != NULL) {
@@ -236,6 +241,21 @@ static void name_thread(const cf_executor_t *ex, int index) {
   pthread_setname_np(pthread_self(), name);
 }
 
+/* Before parking, watch the queue briefly without the lock: a producer
+ * that submits in a steady stream then never pays for a wake-up. Called
+ * and returns with ex->mu held; true if work arrived. Bounded, so an idle
+ * pool parks within microseconds and then costs no CPU. */
+static bool spin_for_work(cf_executor_t *ex) {
+  pthread_mutex_unlock(&ex->mu);
+  bool found = false;
+  for (int i = 0; i < SPIN_ROUNDS && !found; i++) {
+    cf__cpu_relax();
+    found = atomic_load_explicit(&ex->queued_hint, memory_order_relaxed) > 0;
+  }
+  pthread_mutex_lock(&ex->mu);
+  return ex->head != NULL;
+}
+
 static void *worker_main(void *arg) {
   struct worker *w = arg;
   cf_executor_t *ex = w->ex;
@@ -252,7 +272,8 @@ static void *worker_main(void *arg) {
       ex->head = f->next;
       if (ex->head == NULL)
         ex->tail = NULL;
-      ex->queued--;
+      atomic_store_explicit(&ex->queued_hint, --ex->queued,
+                            memory_order_relaxed);
       atomic_fetch_sub(&ex->available, 1);
       pthread_mutex_unlock(&ex->mu);
       run_item(ex, f);
@@ -261,6 +282,8 @@ static void *worker_main(void *arg) {
     }
     if (ex->shutdown)
       break;
+    if (spin_for_work(ex))
+      continue;
     w->signaled = false;
     w->next_idle = ex->idle;
     ex->idle = w;
@@ -314,7 +337,7 @@ static bool unqueue_orphan(cf_executor_t *ex, cf_future_t *f) {
   *link = f->next;
   if (ex->tail == f)
     ex->tail = prev;
-  ex->queued--;
+  atomic_store_explicit(&ex->queued_hint, --ex->queued, memory_order_relaxed);
   return true;
 }
 
@@ -345,7 +368,7 @@ int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn, void *arg,
   else
     ex->head = f;
   ex->tail = f;
-  ex->queued++;
+  atomic_store_explicit(&ex->queued_hint, ++ex->queued, memory_order_relaxed);
   struct worker *wake = ex->idle;
   int index = -1;
   if (wake != NULL) {
@@ -406,6 +429,7 @@ int cf_executor_shutdown(cf_executor_t *ex, bool wait, bool cancel_futures) {
     drained = ex->head;
     ex->head = ex->tail = NULL;
     ex->queued = 0;
+    atomic_store_explicit(&ex->queued_hint, 0, memory_order_relaxed);
   }
   for (struct worker *w = ex->idle; w != NULL; w = w->next_idle) {
     w->signaled = true;

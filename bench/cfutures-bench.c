@@ -1,0 +1,161 @@
+/*
+ * cfutures-bench: the benchmark program (see BENCH.md for the full plan).
+ *
+ * Workloads measured so far, for cfutures only:
+ *   throughput  N empty jobs with futures from one producer: submit all,
+ *               wait for all, release all (jobs_per_s, wall and CPU time)
+ *   roundtrip   submit one job, wait for its result, repeat (p50_us, p99_us)
+ * Every figure is the median of --reps runs, with min and max, and is
+ * printed both as a table row and as "RESULT <workload> cfutures <metric>
+ * <value>". Options: --quick (smaller sizes), --workers N (default 2),
+ * --reps N (default 5).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cfutures.h"
+
+static int workers = 2;
+static int reps = 5;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void die(const char *what, int rc) {
+  fprintf(stderr, "cfutures-bench: %s: %s\n", what, cf_strerror(rc));
+  exit(1);
+}
+
+static cf_executor_t *new_pool(void) {
+  cf_executor_options_t opts;
+  cf_executor_options_init(&opts);
+  opts.max_workers = workers;
+  opts.thread_name_prefix = "bench";
+  cf_executor_t *ex;
+  int rc = cf_executor_create(&ex, &opts);
+  if (rc != 0)
+    die("cf_executor_create", rc);
+  return ex;
+}
+
+static int empty_job(void *arg, cf_job_t *job) {
+  (void)arg;
+  (void)job;
+  return 0;
+}
+
+/* Report the median, min and max of v[0..n) under one metric name. */
+static void report(const char *workload, const char *metric, double *v,
+                   int n) {
+  qsort(v, (size_t)n, sizeof(*v), cmp_double);
+  printf("%-12s %-10s %-12s %14.1f  (min %.1f, max %.1f)\n", workload,
+         "cfutures", metric, v[n / 2], v[0], v[n - 1]);
+  printf("RESULT %s cfutures %s %.1f\n", workload, metric, v[n / 2]);
+}
+
+static void bench_throughput(long jobs) {
+  cf_future_t **fs = malloc((size_t)jobs * sizeof(*fs));
+  double *rate = malloc((size_t)reps * sizeof(*rate));
+  double *cpu = malloc((size_t)reps * sizeof(*cpu));
+  if (fs == NULL || rate == NULL || cpu == NULL)
+    die("malloc", CF_ENOMEM);
+  for (int r = 0; r < reps; r++) {
+    cf_executor_t *ex = new_pool();
+    double t0 = now_s(), c0 = cpu_s();
+    for (long i = 0; i < jobs; i++) {
+      int rc = cf_executor_submit(ex, empty_job, NULL, NULL, &fs[i]);
+      if (rc != 0)
+        die("cf_executor_submit", rc);
+    }
+    for (long i = 0; i < jobs; i++) {
+      int rc = cf_future_result(fs[i], CF_FOREVER, NULL);
+      if (rc != 0)
+        die("cf_future_result", rc);
+      cf_future_release(fs[i]);
+    }
+    double wall = now_s() - t0;
+    cpu[r] = (cpu_s() - c0) / (double)jobs * 1e9;
+    rate[r] = (double)jobs / wall;
+    cf_executor_destroy(ex);
+  }
+  report("throughput", "jobs_per_s", rate, reps);
+  report("throughput", "cpu_ns_per_job", cpu, reps);
+  free(fs);
+  free(rate);
+  free(cpu);
+}
+
+static void bench_roundtrip(long rounds) {
+  double *lat = malloc((size_t)rounds * sizeof(*lat));
+  double *p50 = malloc((size_t)reps * sizeof(*p50));
+  double *p99 = malloc((size_t)reps * sizeof(*p99));
+  if (lat == NULL || p50 == NULL || p99 == NULL)
+    die("malloc", CF_ENOMEM);
+  for (int r = 0; r < reps; r++) {
+    cf_executor_t *ex = new_pool();
+    for (long i = 0; i < rounds; i++) {
+      double t0 = now_s();
+      cf_future_t *f;
+      int rc = cf_executor_submit(ex, empty_job, NULL, NULL, &f);
+      if (rc != 0 || (rc = cf_future_result(f, CF_FOREVER, NULL)) != 0)
+        die("roundtrip", rc);
+      lat[i] = (now_s() - t0) * 1e6;
+      cf_future_release(f);
+    }
+    qsort(lat, (size_t)rounds, sizeof(*lat), cmp_double);
+    p50[r] = lat[rounds / 2];
+    p99[r] = lat[rounds * 99 / 100];
+    cf_executor_destroy(ex);
+  }
+  report("roundtrip", "p50_us", p50, reps);
+  report("roundtrip", "p99_us", p99, reps);
+  free(lat);
+  free(p50);
+  free(p99);
+}
+
+int main(int argc, char **argv) {
+  long jobs = 1000000, rounds = 100000;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--quick") == 0) {
+      jobs = 100000;
+      rounds = 10000;
+    } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
+      workers = atoi(argv[++i]);
+    } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+      reps = atoi(argv[++i]);
+    } else {
+      fprintf(stderr, "usage: %s [--quick] [--workers N] [--reps N]\n",
+              argv[0]);
+      return 2;
+    }
+  }
+  if (workers < 1 || reps < 1) {
+    fprintf(stderr, "cfutures-bench: --workers and --reps must be >= 1\n");
+    return 2;
+  }
+  printf("cfutures %s, %d workers, median of %d runs\n", cf_version(), workers,
+         reps);
+  printf("%-12s %-10s %-12s %14s\n", "workload", "impl", "metric", "median");
+  bench_throughput(jobs);
+  bench_roundtrip(rounds);
+  return 0;
+}
