@@ -44,6 +44,22 @@ static void take_completed(cf_as_completed_t *it) {
   }
 }
 
+/* The timeout path: a future's state turns done just before its lock
+ * holder notifies us, so the caller may already see a future done whose
+ * notification is still in flight. Taking the lock of each such future
+ * waits those out. O(n), on the rare path only. True if anything is now
+ * ready to be yielded. */
+static bool flush_notifications(cf_as_completed_t *it) {
+  for (size_t i = 0; i < it->waiter.n; i++) {
+    struct cf__wnode *node = &it->waiter.nodes[i];
+    if (node->installed && cf_future_done(node->future)) {
+      cf__lock(&node->future->lock);
+      cf__unlock(&node->future->lock);
+    }
+  }
+  return atomic_load(&it->waiter.completed) != NULL;
+}
+
 int cf_as_completed_create(cf_future_t *const *fs, size_t n, double timeout,
                            cf_as_completed_t **out) {
   cf__deadline_t deadline;
@@ -96,7 +112,7 @@ int cf_as_completed_next(cf_as_completed_t *it, cf_future_t **f) {
       continue;
     if (cf__event_wait(&it->waiter.event, seen, &it->deadline) ==
             CF_ETIMEDOUT &&
-        atomic_load(&it->waiter.completed) == NULL)
+        !flush_notifications(it))
       return CF_ETIMEDOUT;
   }
 }

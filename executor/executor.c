@@ -284,6 +284,8 @@ static void *worker_main(void *arg) {
       break;
     if (spin_for_work(ex))
       continue;
+    if (ex->shutdown) /* it may have come while we spun unlocked */
+      break;
     w->signaled = false;
     w->next_idle = ex->idle;
     ex->idle = w;

@@ -329,8 +329,9 @@ typedef enum cf_return_when {
 /* concurrent.futures.wait: block until return_when holds or timeout passes
  * (a timeout is not an error), then partition the n futures of fs,
  * duplicates collapsed, into done[0..*ndone) and not_done[0..*nnot_done).
- * done and not_done are caller arrays of n entries each (either may be NULL
- * to skip it); their pointers are borrowed from fs. A cancelled future
+ * done and not_done are caller arrays of n entries each, their pointers
+ * borrowed from fs; ndone and nnot_done get the counts. Any of the four may
+ * be NULL to skip it. A cancelled future
  * counts as done at once. FIRST_EXCEPTION stops at a job failure (not a
  * cancellation). Returns 0, or CF_EINVAL (fs NULL with n > 0, a NULL entry,
  * bad return_when, NaN timeout), CF_ENOMEM. */
