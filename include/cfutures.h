@@ -116,7 +116,9 @@ CF_EXTERN CF_NODISCARD int cf_future_create(cf_future_t **out);
 CF_EXTERN cf_future_t *cf_future_retain(cf_future_t *f);
 
 /* Drop one reference; the last one frees f and runs the result destructor,
- * in the calling thread. NULL is a no-op. */
+ * in the calling thread. If f is not done then (nobody can complete it any
+ * more) it is cancelled first, so its done callbacks still run once.
+ * NULL is a no-op. */
 CF_EXTERN void cf_future_release(cf_future_t *f);
 
 /* Cancel: succeeds only from PENDING (and for an already cancelled future).
@@ -214,7 +216,8 @@ typedef int (*cf_job_fn)(void *arg, cf_job_t *job);
 CF_EXTERN void cf_job_return(cf_job_t *job, void *value, cf_free_fn dtor);
 
 /* Record a failure message (printf-style; fmt may be NULL) and return code,
- * so a job can end with `return cf_job_fail(job, 42, "bad %s", x);`. */
+ * so a job can end with `return cf_job_fail(job, 42, "bad %s", x);`. A job
+ * that returns 0 succeeds whatever it recorded; the message is dropped. */
 CF_EXTERN int cf_job_fail(cf_job_t *job, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -248,7 +251,9 @@ CF_EXTERN void cf_executor_options_init(cf_executor_options_t *opts);
 /* Create a pool; no thread starts before the first submit. opts NULL means
  * the defaults. Workers are named "<prefix>_<n>", the prefix cut so that
  * the name fits the 15 characters pthread allows. Errors: CF_EINVAL (out
- * NULL, max_workers <= 0), CF_ENOMEM. The prefix is copied. */
+ * NULL, max_workers <= 0), CF_ENOMEM. The prefix is copied. Create pools
+ * after fork(): in a child process, a pool of the parent answers every
+ * call with CF_EFORKED (and destroy cannot free it). */
 CF_EXTERN CF_NODISCARD int cf_executor_create(cf_executor_t **out,
                                               const cf_executor_options_t *opts);
 
@@ -267,13 +272,13 @@ CF_EXTERN CF_NODISCARD int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn,
  * still run otherwise. With wait, return after every worker has exited,
  * i.e. after all queued work is done. Idempotent. Errors: CF_EINVAL (ex
  * NULL), CF_EDEADLK (wait requested from one of ex's own workers; nothing
- * is changed). */
+ * is changed), CF_EFORKED. */
 CF_EXTERN int cf_executor_shutdown(cf_executor_t *ex, bool wait,
                                    bool cancel_futures);
 
 /* shutdown(wait = true) then free the pool. NULL is a no-op returning 0.
- * From one of ex's own workers: CF_EDEADLK and nothing happens. Futures
- * the caller holds stay valid. */
+ * From one of ex's own workers: CF_EDEADLK and nothing happens; in a
+ * forked child: CF_EFORKED. Futures the caller holds stay valid. */
 CF_EXTERN int cf_executor_destroy(cf_executor_t *ex);
 
 /* The number of worker threads started so far (never more than
@@ -293,10 +298,12 @@ typedef int (*cf_map_input_fn)(void *source, void **arg);
 
 /* Executor.map: submit fn(arg) for each argument that next_arg yields.
  * buffersize 0 submits everything now (the input must end); buffersize n
- * keeps at most n jobs submitted ahead of the consumer, so an endless input
- * works. The timeout counts from this call. arg_dtor as for submit.
- * Errors: CF_EINVAL, CF_ENOMEM, a submit error (nothing stays queued), or
- * the input's own negative code. */
+ * submits n now and one more at each cf_map_next before it waits, so at
+ * most n + 1 jobs are outstanding and an endless input works. The timeout
+ * counts from this call. The map owns each argument it pulled: arg_dtor
+ * runs once for it, even when its submit fails. A map is used by one
+ * thread at a time. Errors: CF_EINVAL, CF_ENOMEM, a submit error (nothing
+ * stays queued), or the input's own negative code. */
 CF_EXTERN CF_NODISCARD int cf_executor_map(cf_executor_t *ex, cf_job_fn fn,
                                            cf_map_input_fn next_arg,
                                            void *source, cf_free_fn arg_dtor,
@@ -333,7 +340,7 @@ typedef enum cf_return_when {
  * borrowed from fs; ndone and nnot_done get the counts. Any of the four may
  * be NULL to skip it. A cancelled future
  * counts as done at once. FIRST_EXCEPTION stops at a job failure (not a
- * cancellation). Returns 0, or CF_EINVAL (fs NULL with n > 0, a NULL entry,
+ * cancellation), or when all are done. Returns 0, or CF_EINVAL (fs NULL with n > 0, a NULL entry,
  * bad return_when, NaN timeout), CF_ENOMEM. */
 CF_EXTERN CF_NODISCARD int cf_wait(cf_future_t *const *fs, size_t n,
                                    double timeout, int return_when,
