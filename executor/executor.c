@@ -105,14 +105,16 @@ void cf_job_return(cf_job_t *job, void *value, cf_free_fn dtor) {
 }
 
 int cf_job_fail(cf_job_t *job, int code, const char *fmt, ...) {
-  if (job == NULL || fmt == NULL)
+  if (job == NULL)
     return code;
-  va_list ap;
-  va_start(ap, fmt);
   char *message = NULL;
-  if (vasprintf(&message, fmt, ap) < 0)
-    message = NULL; /* out of memory: fail without a message */
-  va_end(ap);
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&message, fmt, ap) < 0)
+      message = NULL; /* out of memory: fail without a message */
+    va_end(ap);
+  }
   free(job->message);
   job->message = message;
   return code;

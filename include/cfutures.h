@@ -215,7 +215,7 @@ typedef int (*cf_job_fn)(void *arg, cf_job_t *job);
  * again replaces the value, destroying the previous one. */
 CF_EXTERN void cf_job_return(cf_job_t *job, void *value, cf_free_fn dtor);
 
-/* Record a failure message (printf-style; fmt may be NULL) and return code,
+/* Record a failure message (printf-style; fmt NULL clears it) and return code,
  * so a job can end with `return cf_job_fail(job, 42, "bad %s", x);`. A job
  * that returns 0 succeeds whatever it recorded; the message is dropped. */
 CF_EXTERN int cf_job_fail(cf_job_t *job, int code, const char *fmt, ...)
