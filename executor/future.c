@@ -87,6 +87,9 @@ static void complete_unlock(cf_future_t *f, uint32_t old) {
     cf__unpark(&f->state, INT32_MAX);
   if (cb_fn == NULL)
     return;
+  /* A callback may drop the last reference its owner held: keep f alive
+   * until every callback has run. */
+  cf_future_retain(f);
   cb_fn(f, cb_data);
   /* The rest were pushed in front: reverse to registration order. */
   struct cf__callback *ordered = NULL;
@@ -102,6 +105,7 @@ static void complete_unlock(cf_future_t *f, uint32_t old) {
     free(ordered);
     ordered = next;
   }
+  cf_future_release(f);
 }
 
 int cf__future_finish(cf_future_t *f, int code, void *value,

@@ -66,7 +66,8 @@ CF_EXTERN const char *cf_version(void);
   XX(EFAILED, -9, "the job failed")                                          \
   XX(EOF, -10, "no more items")                                              \
   XX(EAGAIN, -11, "could not start a worker thread")                         \
-  XX(EFORKED, -12, "object belongs to the parent process of a fork")
+  XX(EFORKED, -12, "object belongs to the parent process of a fork")        \
+  XX(ESYSTEM, -13, "a system resource could not be obtained")
 
 typedef enum cf_errno {
 #define CF__ERR_ENUM(name, value, msg) CF_##name = (value),
@@ -372,6 +373,103 @@ CF_EXTERN int cf_as_completed_remaining(const cf_as_completed_t *it);
 
 /* Free the iterator and its references. NULL is a no-op. */
 CF_EXTERN void cf_as_completed_destroy(cf_as_completed_t *it);
+
+/* ------------------------------------------------------------------ */
+/* Bridge: pool futures delivered to an event loop                    */
+/* ------------------------------------------------------------------ */
+
+/* A bridge belongs to one event loop thread, "the loop thread": the thread
+ * that calls cf_bridge_dispatch. Completions from any thread are queued on
+ * it and run there, inside dispatch, with no library lock held. Wake-ups
+ * are coalesced: one fd per bridge, signalled only when the queue goes from
+ * empty to non-empty. Functions marked "loop thread" must be called on it. */
+typedef struct cf_bridge cf_bridge_t;
+
+/* A pending delivery made by cf_bridge_then. It stays valid until its
+ * callback has returned. */
+typedef struct cf_then cf_then_t;
+
+/* A delivery callback, run on the loop thread inside cf_bridge_dispatch
+ * (or cf_bridge_destroy). status: 0 (f finished with a value), CF_EFAILED
+ * (f's job failed: see cf_future_exception) or CF_ECANCELLED (f was
+ * cancelled, or the delivery was: f may then still be running). f is
+ * borrowed for the call. */
+typedef void (*cf_then_fn)(cf_future_t *f, int status, void *data);
+
+/* A function queued with cf_bridge_call_threadsafe. */
+typedef void (*cf_call_fn)(void *arg);
+
+/* A wake-up function for loops that bring their own wake-up object; it is
+ * called from any thread when the bridge's queue becomes non-empty, and
+ * must make the loop thread call cf_bridge_dispatch soon. */
+typedef void (*cf_wakeup_fn)(void *data);
+
+/* Create a bridge with its own fd (eventfd on Linux, else a pipe; close-on-
+ * exec, non-blocking): poll cf_bridge_fd() for readability and call
+ * cf_bridge_dispatch when it is readable. Errors: CF_EINVAL (out NULL),
+ * CF_ENOMEM, CF_ESYSTEM (no fd could be created). */
+CF_EXTERN CF_NODISCARD int cf_bridge_create(cf_bridge_t **out);
+
+/* Create a bridge without an fd that calls wakeup(data) instead. data_dtor
+ * (may be NULL) runs once on data when the bridge is finally freed, which
+ * may be after cf_bridge_destroy if completions were in flight. Errors:
+ * CF_EINVAL (out or wakeup NULL), CF_ENOMEM. */
+CF_EXTERN CF_NODISCARD int cf_bridge_create_with_wakeup(cf_bridge_t **out,
+                                                        cf_wakeup_fn wakeup,
+                                                        void *data,
+                                                        cf_free_fn data_dtor);
+
+/* The fd to poll for readability; CF_EINVAL for NULL or a bridge made
+ * with a wake-up function. The bridge owns the fd: do not close it. */
+CF_EXTERN int cf_bridge_fd(const cf_bridge_t *b);
+
+/* Loop thread: run every completion and call queued so far, in the order
+ * they arrived, and return how many ran (0 if none: a spurious wake-up is
+ * harmless). Errors: CF_EINVAL (NULL), CF_EFORKED (in a forked child).
+ * Callbacks may call any library function, including dispatch (nested
+ * calls run what arrived since). */
+CF_EXTERN int cf_bridge_dispatch(cf_bridge_t *b);
+
+/* asyncio.wrap_future: when f is done, run fn(f, status, data) on the loop
+ * thread inside dispatch, exactly once. The bridge holds its own reference
+ * to f until then. If t is not NULL it gets a handle for
+ * cf_then_cancel. Any thread may call it. Errors: CF_EINVAL (b, f or fn
+ * NULL), CF_ENOMEM, CF_ESHUTDOWN (the bridge was destroyed), CF_EFORKED. */
+CF_EXTERN CF_NODISCARD int cf_bridge_then(cf_bridge_t *b, cf_future_t *f,
+                                          cf_then_fn fn, void *data,
+                                          cf_then_t **t);
+
+/* Loop thread, before t's callback ran: cancel the delivery. The pool
+ * future is cancelled if it is still queued (its job never runs); a running
+ * job finishes and its result is dropped when the last reference goes. The
+ * callback then runs once, at the next dispatch, with CF_ECANCELLED, also
+ * when f's completion was already queued (that result is dropped, as
+ * asyncio drops a result arriving for a cancelled future). Returns 1, or 0
+ * if the delivery was already cancelled; CF_EINVAL for NULL. */
+CF_EXTERN int cf_then_cancel(cf_then_t *t);
+
+/* loop.run_in_executor: submit fn(arg) to ex and deliver its future to cb
+ * on the loop thread, as cf_bridge_then does. Errors: those of
+ * cf_executor_submit (then the job never runs and the caller keeps arg)
+ * and of cf_bridge_then (then the job is cancelled if it has not started). */
+CF_EXTERN CF_NODISCARD int cf_bridge_run_in_executor(
+    cf_bridge_t *b, cf_executor_t *ex, cf_job_fn fn, void *arg,
+    cf_free_fn arg_dtor, cf_then_fn cb, void *data, cf_then_t **t);
+
+/* loop.call_soon_threadsafe: from any thread, run fn(arg) on the loop
+ * thread inside dispatch. Errors: CF_EINVAL, CF_ENOMEM, CF_ESHUTDOWN (the
+ * bridge is being destroyed; fn will not run), CF_EFORKED. */
+CF_EXTERN CF_NODISCARD int cf_bridge_call_threadsafe(cf_bridge_t *b,
+                                                     cf_call_fn fn, void *arg);
+
+/* Loop thread: close the bridge. Every delivery whose callback has not run
+ * is cancelled (pool futures still queued never run) and its callback runs
+ * now with CF_ECANCELLED; calls queued with call_threadsafe run now.
+ * Completions still in flight are dropped when they arrive (the results'
+ * destructors run when their last reference goes); the fd is closed only
+ * after the last of them, so no worker ever writes to a closed or reused
+ * fd. NULL is a no-op. */
+CF_EXTERN void cf_bridge_destroy(cf_bridge_t *b);
 
 #ifdef __cplusplus
 }

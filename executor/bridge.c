@@ -1,0 +1,407 @@
+/*
+ * cf_bridge: pool futures delivered to an event loop thread.
+ *
+ * DESIGN
+ * - Inbox: a lock-free LIFO of nodes (deliveries and call_threadsafe
+ *   calls) that any thread pushes; dispatch takes it whole with one
+ *   exchange and reverses it into arrival order. cf_bridge_destroy swaps
+ *   in the CLOSED sentinel, after which every push fails, atomically.
+ * - Coalesced wake-ups: a producer that pushed flips `pending` from 0 to 1
+ *   and only then signals (eventfd write, pipe write, or the user's wake-up
+ *   function). dispatch drains the fd, then clears `pending`, and only then
+ *   takes the inbox, so a push it does not see is followed by a new signal:
+ *   no wake-up is lost, and a burst of completions costs one. (Clearing
+ *   before draining could swallow the signal of a push made in between.)
+ * - Lifetime: the bridge is reference counted: one reference for its
+ *   owner, one per live delivery, one held by a producer across push and
+ *   signal. The fd is closed (and the wake-up data destroyed) only when the
+ *   last reference goes, so no worker writes to a closed or reused fd.
+ * - A delivery (cf_then_t) has up to three references: one for the done
+ *   callback on the pool future, one for the loop side (dropped once the
+ *   user callback ran), one for an inbox entry made by cf_then_cancel. The
+ *   `enqueued` flag makes sure it enters the inbox once.
+ * - `mu` guards the list of deliveries whose callback has not run (for
+ *   destroy) and the closed flag; it is never held while user code runs.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#include <sys/eventfd.h>
+#endif
+
+enum node_kind { NODE_THEN, NODE_CALL };
+
+struct node {
+  struct node *next;
+  enum node_kind kind;
+};
+
+#define CLOSED ((struct node *)1)
+
+struct cf_then {
+  struct node node; /* first: the inbox holds &t->node */
+  cf_bridge_t *bridge;
+  cf_future_t *future;
+  cf_then_fn fn;
+  void *data;
+  _Atomic uint32_t refs;
+  _Atomic bool enqueued;
+  bool cancelled; /* loop thread only */
+  bool called;    /* loop thread only */
+  struct cf_then *prev, *next; /* bridge->outstanding, under bridge->mu */
+};
+
+struct call {
+  struct node node;
+  cf_call_fn fn;
+  void *arg;
+};
+
+struct cf_bridge {
+  _Atomic(struct node *) inbox;
+  _Atomic uint32_t pending;
+  _Atomic uint32_t refs;
+  int read_fd;  /* -1 with a wake-up function */
+  int write_fd; /* == read_fd for an eventfd */
+  cf_wakeup_fn wakeup;
+  void *wakeup_data;
+  cf_free_fn wakeup_dtor;
+  unsigned fork_generation;
+  pthread_mutex_t mu;
+  bool closed;
+  struct cf_then *outstanding;
+};
+
+static void bridge_retain(cf_bridge_t *b) {
+  atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+static void bridge_release(cf_bridge_t *b) {
+  if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  if (b->read_fd >= 0)
+    close(b->read_fd);
+  if (b->write_fd >= 0 && b->write_fd != b->read_fd)
+    close(b->write_fd);
+  if (b->wakeup_dtor != NULL)
+    b->wakeup_dtor(b->wakeup_data);
+  pthread_mutex_destroy(&b->mu);
+  free(b);
+}
+
+static bool forked(const cf_bridge_t *b) {
+  return b->fork_generation != atomic_load(&cf__fork_generation);
+}
+
+static int bridge_new(cf_bridge_t **out) {
+  cf_bridge_t *b = calloc(1, sizeof(*b));
+  if (b == NULL)
+    return CF_ENOMEM;
+  if (pthread_mutex_init(&b->mu, NULL) != 0) {
+    free(b);
+    return CF_ENOMEM;
+  }
+  cf__fork_init();
+  atomic_init(&b->refs, 1);
+  b->read_fd = b->write_fd = -1;
+  b->fork_generation = atomic_load(&cf__fork_generation);
+  *out = b;
+  return 0;
+}
+
+int cf_bridge_create(cf_bridge_t **out) {
+  if (out == NULL)
+    return CF_EINVAL;
+  cf_bridge_t *b;
+  int rc = bridge_new(&b);
+  if (rc != 0)
+    return rc;
+#ifdef __linux__
+  b->read_fd = b->write_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+#else
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
+    b->read_fd = fds[0];
+    b->write_fd = fds[1];
+  }
+#endif
+  if (b->read_fd < 0) {
+    bridge_release(b);
+    return CF_ESYSTEM;
+  }
+  *out = b;
+  return 0;
+}
+
+int cf_bridge_create_with_wakeup(cf_bridge_t **out, cf_wakeup_fn wakeup,
+                                 void *data, cf_free_fn data_dtor) {
+  if (out == NULL || wakeup == NULL)
+    return CF_EINVAL;
+  cf_bridge_t *b;
+  int rc = bridge_new(&b);
+  if (rc != 0)
+    return rc;
+  b->wakeup = wakeup;
+  b->wakeup_data = data;
+  b->wakeup_dtor = data_dtor;
+  *out = b;
+  return 0;
+}
+
+int cf_bridge_fd(const cf_bridge_t *b) {
+  return b == NULL || b->read_fd < 0 ? CF_EINVAL : b->read_fd;
+}
+
+static void signal_loop(cf_bridge_t *b) {
+  if (atomic_exchange(&b->pending, 1) != 0)
+    return; /* a wake-up is already on its way */
+  if (b->wakeup != NULL) {
+    b->wakeup(b->wakeup_data);
+    return;
+  }
+  uint64_t one = 1;
+  ssize_t n;
+  do /* a full pipe or counter is readable already: nothing to add */
+    n = write(b->write_fd, &one, b->write_fd == b->read_fd ? 8 : 1);
+  while (n < 0 && errno == EINTR);
+}
+
+static void drain_fd(cf_bridge_t *b) {
+  if (b->read_fd < 0)
+    return;
+  uint64_t buf[8];
+  ssize_t n;
+  do
+    n = read(b->read_fd, buf, sizeof(buf));
+  while (n > 0 || (n < 0 && errno == EINTR));
+}
+
+/* Push a node and signal the loop; false if the bridge is closed. Safe
+ * from any thread: the caller's reference keeps b alive until the signal
+ * is sent even if the loop consumes the node at once. */
+static bool push(cf_bridge_t *b, struct node *node) {
+  bridge_retain(b);
+  struct node *head = atomic_load(&b->inbox);
+  do {
+    if (head == CLOSED) {
+      bridge_release(b);
+      return false;
+    }
+    node->next = head;
+  } while (!atomic_compare_exchange_weak(&b->inbox, &head, node));
+  signal_loop(b);
+  bridge_release(b);
+  return true;
+}
+
+static void then_release(cf_then_t *t) {
+  if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  cf_future_release(t->future);
+  bridge_release(t->bridge);
+  free(t);
+}
+
+/* Queue t for dispatch unless it is queued already; consumes one
+ * reference of the caller's either way. */
+static void enqueue_then(cf_then_t *t) {
+  if (atomic_exchange(&t->enqueued, true) || !push(t->bridge, &t->node))
+    then_release(t);
+}
+
+/* The pool future's done callback: any thread. */
+static void then_on_done(cf_future_t *f, void *data) {
+  (void)f;
+  enqueue_then(data);
+}
+
+static void unlink_outstanding(cf_then_t *t) {
+  cf_bridge_t *b = t->bridge;
+  pthread_mutex_lock(&b->mu);
+  if (t->prev != NULL)
+    t->prev->next = t->next;
+  else
+    b->outstanding = t->next;
+  if (t->next != NULL)
+    t->next->prev = t->prev;
+  pthread_mutex_unlock(&b->mu);
+}
+
+/* Loop thread: run t's callback unless it ran; drop the loop side's
+ * reference. */
+static void deliver(cf_then_t *t, int status) {
+  if (t->called)
+    return;
+  t->called = true;
+  unlink_outstanding(t);
+  t->fn(t->future, status, t->data);
+  then_release(t);
+}
+
+static int then_status(const cf_then_t *t) {
+  if (t->cancelled || cf_future_cancelled(t->future))
+    return CF_ECANCELLED;
+  return cf__future_failed(t->future) ? CF_EFAILED : 0;
+}
+
+/* Run one inbox node; closing: deliveries end cancelled. */
+static void run_node(struct node *node, bool closing) {
+  if (node->kind == NODE_CALL) {
+    struct call *c = (struct call *)node;
+    c->fn(c->arg);
+    free(c);
+    return;
+  }
+  cf_then_t *t = (cf_then_t *)node;
+  deliver(t, closing ? CF_ECANCELLED : then_status(t));
+  then_release(t); /* the inbox entry's reference */
+}
+
+/* Run a list taken from the inbox, in arrival order. */
+static int run_list(struct node *lifo, bool closing) {
+  struct node *fifo = NULL;
+  while (lifo != NULL) {
+    struct node *next = lifo->next;
+    lifo->next = fifo;
+    fifo = lifo;
+    lifo = next;
+  }
+  int count = 0;
+  while (fifo != NULL) {
+    struct node *next = fifo->next;
+    run_node(fifo, closing);
+    fifo = next;
+    count++;
+  }
+  return count;
+}
+
+int cf_bridge_dispatch(cf_bridge_t *b) {
+  if (b == NULL)
+    return CF_EINVAL;
+  if (forked(b))
+    return CF_EFORKED;
+  /* This order cannot lose a wake-up: a signal drained here belongs to a
+   * push that the exchange below takes; a push that finds `pending` 0
+   * after the store signals again. */
+  drain_fd(b);
+  atomic_store(&b->pending, 0);
+  struct node *list = atomic_exchange(&b->inbox, NULL);
+  return run_list(list, false);
+}
+
+int cf_bridge_then(cf_bridge_t *b, cf_future_t *f, cf_then_fn fn, void *data,
+                   cf_then_t **out) {
+  if (b == NULL || f == NULL || fn == NULL)
+    return CF_EINVAL;
+  if (forked(b))
+    return CF_EFORKED;
+  cf_then_t *t = calloc(1, sizeof(*t));
+  if (t == NULL)
+    return CF_ENOMEM;
+  t->node.kind = NODE_THEN;
+  t->bridge = b;
+  t->future = cf_future_retain(f);
+  t->fn = fn;
+  t->data = data;
+  atomic_init(&t->refs, 2); /* the done callback's and the loop side's */
+  pthread_mutex_lock(&b->mu);
+  if (b->closed) {
+    pthread_mutex_unlock(&b->mu);
+    cf_future_release(f);
+    free(t);
+    return CF_ESHUTDOWN;
+  }
+  bridge_retain(b);
+  t->next = b->outstanding;
+  if (t->next != NULL)
+    t->next->prev = t;
+  b->outstanding = t;
+  pthread_mutex_unlock(&b->mu);
+  int rc = cf_future_add_done_callback(f, then_on_done, t);
+  if (rc != 0) { /* never registered: nothing else refers to t */
+    unlink_outstanding(t);
+    atomic_store(&t->refs, 1);
+    then_release(t);
+    return rc;
+  }
+  if (out != NULL)
+    *out = t;
+  return 0;
+}
+
+int cf_then_cancel(cf_then_t *t) {
+  if (t == NULL)
+    return CF_EINVAL;
+  if (t->called || t->cancelled)
+    return 0;
+  t->cancelled = true;
+  cf_future_cancel(t->future); /* queued: its done callback enqueues t */
+  atomic_fetch_add(&t->refs, 1); /* for an inbox entry of our own */
+  enqueue_then(t);
+  return 1;
+}
+
+int cf_bridge_run_in_executor(cf_bridge_t *b, cf_executor_t *ex, cf_job_fn fn,
+                              void *arg, cf_free_fn arg_dtor, cf_then_fn cb,
+                              void *data, cf_then_t **t) {
+  if (b == NULL || ex == NULL || fn == NULL || cb == NULL)
+    return CF_EINVAL;
+  cf_future_t *f;
+  int rc = cf_executor_submit(ex, fn, arg, arg_dtor, &f);
+  if (rc != 0)
+    return rc;
+  rc = cf_bridge_then(b, f, cb, data, t);
+  if (rc != 0)
+    cf_future_cancel(f);
+  cf_future_release(f);
+  return rc;
+}
+
+int cf_bridge_call_threadsafe(cf_bridge_t *b, cf_call_fn fn, void *arg) {
+  if (b == NULL || fn == NULL)
+    return CF_EINVAL;
+  if (forked(b))
+    return CF_EFORKED;
+  struct call *c = malloc(sizeof(*c));
+  if (c == NULL)
+    return CF_ENOMEM;
+  c->node.kind = NODE_CALL;
+  c->fn = fn;
+  c->arg = arg;
+  if (!push(b, &c->node)) {
+    free(c);
+    return CF_ESHUTDOWN;
+  }
+  return 0;
+}
+
+void cf_bridge_destroy(cf_bridge_t *b) {
+  if (b == NULL)
+    return;
+  pthread_mutex_lock(&b->mu);
+  b->closed = true; /* no new deliveries */
+  pthread_mutex_unlock(&b->mu);
+  run_list(atomic_exchange(&b->inbox, CLOSED), true);
+  /* Cancel what is still outstanding; its done callbacks now find the
+   * inbox closed and just drop their reference. */
+  for (;;) {
+    pthread_mutex_lock(&b->mu);
+    cf_then_t *t = b->outstanding;
+    pthread_mutex_unlock(&b->mu);
+    if (t == NULL)
+      break;
+    t->cancelled = true;
+    atomic_fetch_add(&t->refs, 1); /* keep t across the cancel */
+    cf_future_cancel(t->future);
+    deliver(t, CF_ECANCELLED);
+    then_release(t);
+  }
+  bridge_release(b);
+}
