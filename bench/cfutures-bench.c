@@ -5,6 +5,10 @@
  *   throughput  N empty jobs with futures from one producer: submit all,
  *               wait for all, release all (jobs_per_s, wall and CPU time)
  *   roundtrip   submit one job, wait for its result, repeat (p50_us, p99_us)
+ *   bridge      an epoll loop thread submits with cf_bridge_run_in_executor
+ *               and gets the result callback back on the loop: one at a
+ *               time (p50_us, p99_us), then N jobs with 1000 in flight
+ *               (jobs_per_s, completions_per_wakeup)
  * Every figure is the median of --reps runs, with min and max, and is
  * printed both as a table row and as "RESULT <workload> cfutures <metric>
  * <value>". Options: --quick (smaller sizes), --workers N (default 2),
@@ -13,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cfutures.h"
 
@@ -132,12 +138,98 @@ static void bench_roundtrip(long rounds) {
   free(p99);
 }
 
+struct loop_state {
+  cf_bridge_t *bridge;
+  cf_executor_t *ex;
+  long delivered;
+};
+
+static void on_delivered(cf_future_t *f, int status, void *data) {
+  (void)f;
+  if (status != 0)
+    die("bridge delivery", status);
+  ((struct loop_state *)data)->delivered++;
+}
+
+/* Block in epoll until the bridge fd is readable, then dispatch. */
+static void loop_once(int ep, struct loop_state *st) {
+  struct epoll_event ev;
+  int n = epoll_wait(ep, &ev, 1, 10000);
+  if (n != 1)
+    die("epoll_wait: no completion within 10 s", CF_ETIMEDOUT);
+  int rc = cf_bridge_dispatch(st->bridge);
+  if (rc < 0)
+    die("cf_bridge_dispatch", rc);
+}
+
+static void bench_bridge(long rounds, long jobs) {
+  double *lat = malloc((size_t)rounds * sizeof(*lat));
+  double *p50 = malloc((size_t)reps * sizeof(*p50));
+  double *p99 = malloc((size_t)reps * sizeof(*p99));
+  double *rate = malloc((size_t)reps * sizeof(*rate));
+  double *batch = malloc((size_t)reps * sizeof(*batch));
+  if (!lat || !p50 || !p99 || !rate || !batch)
+    die("malloc", CF_ENOMEM);
+  for (int r = 0; r < reps; r++) {
+    struct loop_state st = {NULL, new_pool(), 0};
+    int rc = cf_bridge_create(&st.bridge);
+    if (rc != 0)
+      die("cf_bridge_create", rc);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN};
+    if (ep < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, cf_bridge_fd(st.bridge), &ev) != 0)
+      die("epoll", CF_ESYSTEM);
+    for (long i = 0; i < rounds; i++) {
+      double t0 = now_s();
+      rc = cf_bridge_run_in_executor(st.bridge, st.ex, empty_job, NULL, NULL,
+                                     on_delivered, &st, NULL);
+      if (rc != 0)
+        die("cf_bridge_run_in_executor", rc);
+      while (st.delivered <= i)
+        loop_once(ep, &st);
+      lat[i] = (now_s() - t0) * 1e6;
+    }
+    qsort(lat, (size_t)rounds, sizeof(*lat), cmp_double);
+    p50[r] = lat[rounds / 2];
+    p99[r] = lat[rounds * 99 / 100];
+    st.delivered = 0;
+    long submitted = 0, wakeups = 0;
+    double t0 = now_s();
+    while (st.delivered < jobs) {
+      for (; submitted < jobs && submitted - st.delivered < 1000; submitted++) {
+        rc = cf_bridge_run_in_executor(st.bridge, st.ex, empty_job, NULL, NULL,
+                                       on_delivered, &st, NULL);
+        if (rc != 0)
+          die("cf_bridge_run_in_executor", rc);
+      }
+      loop_once(ep, &st);
+      wakeups++;
+    }
+    rate[r] = (double)jobs / (now_s() - t0);
+    batch[r] = (double)jobs / (double)wakeups;
+    close(ep);
+    cf_bridge_destroy(st.bridge);
+    cf_executor_destroy(st.ex);
+  }
+  report("bridge", "p50_us", p50, reps);
+  report("bridge", "p99_us", p99, reps);
+  report("bridge", "jobs_per_s", rate, reps);
+  report("bridge", "completions_per_wakeup", batch, reps);
+  free(lat);
+  free(p50);
+  free(p99);
+  free(rate);
+  free(batch);
+}
+
 int main(int argc, char **argv) {
-  long jobs = 1000000, rounds = 100000;
+  long jobs = 1000000, rounds = 100000, bridge_jobs = 100000;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--quick") == 0) {
       jobs = 100000;
       rounds = 10000;
+      bridge_jobs = 20000;
     } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
       workers = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
@@ -157,5 +249,6 @@ int main(int argc, char **argv) {
   printf("%-12s %-10s %-12s %14s\n", "workload", "impl", "metric", "median");
   bench_throughput(jobs);
   bench_roundtrip(rounds);
+  bench_bridge(rounds / 10, bridge_jobs);
   return 0;
 }

@@ -51,10 +51,12 @@ struct cf_then {
   cf_then_fn fn;
   void *data;
   _Atomic uint32_t refs;
-  _Atomic bool enqueued;
-  bool cancelled; /* loop thread only */
-  bool called;    /* loop thread only */
+  _Atomic uint32_t enqueued;
   struct cf_then *prev, *next; /* bridge->outstanding, under bridge->mu */
+  /* Loop thread only; kept away from the atomics above, so that a
+   * compiler merging these loads never reads a word a worker writes. */
+  bool cancelled;
+  bool called;
 };
 
 struct call {
@@ -76,6 +78,10 @@ struct cf_bridge {
   pthread_mutex_t mu;
   bool closed;
   struct cf_then *outstanding;
+  /* Loop thread only: the nodes taken from the inbox and not yet run, in
+   * arrival order. A nested dispatch, or a destroy called from a callback,
+   * goes on with them, so every node runs once and before destroy ends. */
+  struct node *batch_head, *batch_tail;
 };
 
 static void bridge_retain(cf_bridge_t *b) {
@@ -211,7 +217,7 @@ static void then_release(cf_then_t *t) {
 /* Queue t for dispatch unless it is queued already; consumes one
  * reference of the caller's either way. */
 static void enqueue_then(cf_then_t *t) {
-  if (atomic_exchange(&t->enqueued, true) || !push(t->bridge, &t->node))
+  if (atomic_exchange(&t->enqueued, 1) != 0 || !push(t->bridge, &t->node))
     then_release(t);
 }
 
@@ -263,20 +269,33 @@ static void run_node(struct node *node, bool closing) {
   then_release(t); /* the inbox entry's reference */
 }
 
-/* Run a list taken from the inbox, in arrival order. */
-static int run_list(struct node *lifo, bool closing) {
-  struct node *fifo = NULL;
+/* Append a list taken from the inbox (newest first) to the batch. */
+static void batch_append(cf_bridge_t *b, struct node *lifo) {
+  struct node *fifo = NULL, *last = lifo;
   while (lifo != NULL) {
     struct node *next = lifo->next;
     lifo->next = fifo;
     fifo = lifo;
     lifo = next;
   }
+  if (fifo == NULL)
+    return;
+  if (b->batch_tail != NULL)
+    b->batch_tail->next = fifo;
+  else
+    b->batch_head = fifo;
+  b->batch_tail = last;
+}
+
+/* Run the batch to its end; returns how many nodes ran. */
+static int run_batch(cf_bridge_t *b, bool closing) {
   int count = 0;
-  while (fifo != NULL) {
-    struct node *next = fifo->next;
-    run_node(fifo, closing);
-    fifo = next;
+  struct node *node;
+  while ((node = b->batch_head) != NULL) {
+    b->batch_head = node->next;
+    if (b->batch_head == NULL)
+      b->batch_tail = NULL;
+    run_node(node, closing);
     count++;
   }
   return count;
@@ -292,8 +311,11 @@ int cf_bridge_dispatch(cf_bridge_t *b) {
    * after the store signals again. */
   drain_fd(b);
   atomic_store(&b->pending, 0);
-  struct node *list = atomic_exchange(&b->inbox, NULL);
-  return run_list(list, false);
+  batch_append(b, atomic_exchange(&b->inbox, NULL));
+  bridge_retain(b); /* a callback may destroy the bridge */
+  int count = run_batch(b, false);
+  bridge_release(b);
+  return count;
 }
 
 int cf_bridge_then(cf_bridge_t *b, cf_future_t *f, cf_then_fn fn, void *data,
@@ -388,7 +410,8 @@ void cf_bridge_destroy(cf_bridge_t *b) {
   pthread_mutex_lock(&b->mu);
   b->closed = true; /* no new deliveries */
   pthread_mutex_unlock(&b->mu);
-  run_list(atomic_exchange(&b->inbox, CLOSED), true);
+  batch_append(b, atomic_exchange(&b->inbox, CLOSED));
+  run_batch(b, true);
   /* Cancel what is still outstanding; its done callbacks now find the
    * inbox closed and just drop their reference. */
   for (;;) {

@@ -1377,6 +1377,47 @@ static void test_job_fail_without_message(void **state) {
   assert_int_equal(cf_executor_destroy(ex), 0);
 }
 
+/* cf_job_fail with a NULL format clears an earlier message. */
+static int fail_then_clear_job(void *arg, cf_job_t *job) {
+  (void)arg;
+  (void)cf_job_fail(job, 1, "first %s", "message");
+  return cf_job_fail(job, 2, NULL);
+}
+
+/* A job that recorded a failure but returns 0 succeeds; the message is
+ * dropped. */
+static int fail_then_succeed_job(void *arg, cf_job_t *job) {
+  (void)cf_job_fail(job, 3, "never seen");
+  cf_job_return(job, arg, NULL);
+  return 0;
+}
+
+static void test_job_fail_message_cleared_or_dropped(void **state) {
+  (void)state;
+  cf_executor_t *ex = make_pool(2, "clear");
+  cf_future_t *a = NULL, *b = NULL;
+  assert_int_equal(
+      cf_executor_submit(ex, fail_then_clear_job, NULL, NULL, &a), 0);
+  assert_int_equal(
+      cf_executor_submit(ex, fail_then_succeed_job, (void *)11, NULL, &b), 0);
+  int code = 0;
+  const char *msg = "x";
+  assert_int_equal(cf_future_exception(a, CF_FOREVER, &code, &msg), 0);
+  assert_int_equal(code, 2);
+  assert_null(msg);
+  void *v = NULL;
+  assert_int_equal(wait_result(b, &v), 0);
+  assert_ptr_equal(v, (void *)11);
+  msg = "x";
+  code = -1;
+  assert_int_equal(cf_future_exception(b, 0, &code, &msg), 0);
+  assert_int_equal(code, 0);
+  assert_null(msg);
+  cf_future_release(a);
+  cf_future_release(b);
+  assert_int_equal(cf_executor_destroy(ex), 0);
+}
+
 /* Records cf_job_future and the result of waiting on it from inside. */
 typedef struct self_future {
   _Atomic(cf_future_t *) seen;
@@ -1520,6 +1561,7 @@ int main(void) {
       cmocka_unit_test_setup(test_many_jobs, setup),
       cmocka_unit_test_setup(test_job_failure_codes_and_messages, setup),
       cmocka_unit_test_setup(test_job_fail_without_message, setup),
+      cmocka_unit_test_setup(test_job_fail_message_cleared_or_dropped, setup),
       cmocka_unit_test_setup(test_job_future_is_own_future, setup),
       cmocka_unit_test_setup(test_job_return_value_dtor, setup),
       cmocka_unit_test_setup(test_job_return_then_fail, setup),
