@@ -124,6 +124,12 @@ cf_future_t *cf_job_future(cf_job_t *job) {
   return job == NULL ? NULL : job->future;
 }
 
+int cf_job_cancel_requested(cf_job_t *job) {
+  return job != NULL &&
+         (atomic_load_explicit(&job->future->state, memory_order_relaxed) &
+          CF__STATE_CANCEL_REQUESTED) != 0;
+}
+
 /* ---- the pool ---- */
 
 void cf_executor_options_init(cf_executor_options_t *opts) {
@@ -206,7 +212,10 @@ static void run_item(cf_executor_t *ex, cf_future_t *f) {
   } else {
     if (job.value_dtor != NULL)
       job.value_dtor(job.value);
-    if (cf__future_finish(f, rc, NULL, NULL, job.message) != 0)
+    if (rc == CF_ECANCELLED && cf_job_cancel_requested(&job) &&
+        cf__future_cancel_running(f))
+      free(job.message); /* it honoured the request: it ends cancelled */
+    else if (cf__future_finish(f, rc, NULL, NULL, job.message) != 0)
       free(job.message);
   }
   cf_future_release(f);

@@ -162,12 +162,23 @@ void cf_future_release(cf_future_t *f) {
   future_free(f);
 }
 
+bool cf__future_cancel_running(cf_future_t *f) {
+  return cancel_from(f, BIT(CF_STATE_RUNNING));
+}
+
 int cf_future_cancel(cf_future_t *f) {
   if (f == NULL)
     return CF_EINVAL;
   uint32_t s = load_state(f) & CF__STATE_MASK;
   if (s == CF_STATE_CANCELLED || s == CF_STATE_CANCELLED_AND_NOTIFIED)
     return 1;
+  if (s == CF_STATE_RUNNING) { /* too late: leave a request for the job */
+    atomic_fetch_or_explicit(&f->state, CF__STATE_CANCEL_REQUESTED,
+                             memory_order_relaxed);
+    /* If it finished meanwhile the bit is gone with the old state word,
+     * or sits harmlessly beside a done state. */
+    return 0;
+  }
   if (s != CF_STATE_PENDING)
     return 0;
   if (cancel_from(f, BIT(CF_STATE_PENDING)))

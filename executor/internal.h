@@ -16,6 +16,7 @@
  * that says someone parks on the word in cf_future_result(). */
 #define CF__STATE_MASK 0x7u
 #define CF__STATE_SLEEPERS 0x8u
+#define CF__STATE_CANCEL_REQUESTED 0x10u /* cancel() seen while running */
 
 static inline bool cf__state_done(uint32_t s) {
   return (s & CF__STATE_MASK) >= CF_STATE_CANCELLED;
@@ -81,6 +82,10 @@ bool cf__future_start(cf_future_t *f);
  * caller. Wakes waiters and runs callbacks in the calling thread. */
 int cf__future_finish(cf_future_t *f, int code, void *value,
                       cf_free_fn value_dtor, char *message);
+
+/* RUNNING -> CANCELLED, for a job that honoured a cancel request; wakes
+ * waiters and runs callbacks. False if f was not running. */
+bool cf__future_cancel_running(cf_future_t *f);
 
 /* Wait until f is done or the deadline passes: 0 or CF_ETIMEDOUT. */
 int cf__future_wait(cf_future_t *f, const cf__deadline_t *d);

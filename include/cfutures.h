@@ -126,7 +126,9 @@ CF_EXTERN void cf_future_release(cf_future_t *f);
  * Returns 1 if f is (now) cancelled, 0 if it is running or finished,
  * CF_EINVAL for NULL. A successful first cancel wakes result() waiters and
  * wait/as_completed at once, then runs the done callbacks in the calling
- * thread before returning. A queued job that was cancelled never runs. */
+ * thread before returning. A queued job that was cancelled never runs. On a
+ * running job it still returns 0, but records a request that the job may
+ * poll with cf_job_cancel_requested (cooperative cancellation). */
 CF_EXTERN int cf_future_cancel(cf_future_t *f);
 
 /* State queries: 1 or 0 (0 for NULL). done() is true when cancelled or
@@ -228,6 +230,11 @@ CF_EXTERN int cf_job_fail(cf_job_t *job, int code, const char *fmt, ...)
 /* The future this job completes (borrowed). */
 CF_EXTERN cf_future_t *cf_job_future(cf_job_t *job);
 
+/* 1 if someone tried to cancel this job's future while it ran, else 0.
+ * A job that honours it returns CF_ECANCELLED: its future then ends
+ * cancelled instead of failed. */
+CF_EXTERN int cf_job_cancel_requested(cf_job_t *job);
+
 /* ------------------------------------------------------------------ */
 /* Executor                                                           */
 /* ------------------------------------------------------------------ */
@@ -303,8 +310,9 @@ typedef int (*cf_map_input_fn)(void *source, void **arg);
  * most n + 1 jobs are outstanding and an endless input works. The timeout
  * counts from this call. The map owns each argument it pulled: arg_dtor
  * runs once for it, even when its submit fails. A map is used by one
- * thread at a time. Errors: CF_EINVAL, CF_ENOMEM, a submit error (nothing
- * stays queued), or the input's own negative code. */
+ * thread at a time. Errors: CF_EINVAL, CF_ENOMEM, or a submit or input
+ * error met while filling the first window (then the jobs submitted so far
+ * are cancelled and nothing stays queued). */
 CF_EXTERN CF_NODISCARD int cf_executor_map(cf_executor_t *ex, cf_job_fn fn,
                                            cf_map_input_fn next_arg,
                                            void *source, cf_free_fn arg_dtor,
@@ -425,7 +433,8 @@ CF_EXTERN int cf_bridge_fd(const cf_bridge_t *b);
 
 /* Loop thread: run every completion and call queued so far, in the order
  * they arrived, and return how many ran (0 if none: a spurious wake-up is
- * harmless). Errors: CF_EINVAL (NULL), CF_EFORKED (in a forked child).
+ * harmless). Errors: CF_EINVAL (NULL), CF_EFORKED (in a forked child: the
+ * fd is not drained then, so stop polling it).
  * Callbacks may call any library function, including dispatch (a nested
  * call goes on with what the outer one has not run yet, then what arrived
  * since; each call counts what it ran itself) and cf_bridge_destroy. */

@@ -4,9 +4,10 @@
  * adapter into a harness_loop_t; the harness_case_* functions here run the
  * same cases on any of them.
  *
- * The standard cases come as cmocka test functions (harness_test_*), run
- * with the harness_loop_t as their initial state: HARNESS_TEST() makes the
- * cmocka entry.
+ * The standard cases come as cmocka test functions (harness_test_*) whose
+ * initial state is the harness_loop_t: HARNESS_LOOP() builds that from a
+ * test file's functions, HARNESS_STANDARD_TESTS() lists the cases for its
+ * cmocka group.
  *
  * Threads: the harness_*_cb and harness_kick_* functions run on the loop
  * thread (inside cf_bridge_dispatch, reached through the adapter) and only

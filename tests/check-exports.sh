@@ -2,14 +2,16 @@
 # Check the library's exported symbols against tests/exports.txt, as TAP.
 #
 #   1: tests/exports.txt lists exactly the CF_EXTERN functions of
-#      include/cfutures.h (so the list follows the header);
+#      include/cfutures.h and include/cfutures/loop.h (so the list
+#      follows the headers);
 #   2: the T symbols of `nm -D --defined-only` on the built shared library
 #      are exactly tests/exports.txt (skipped without a shared library).
 #
 # make check sets CF_EXPORTS_LIB, CF_EXPORTS_LIST, CF_EXPORTS_HEADER and NM;
 # run by hand, the defaults assume an in-tree build.
-# To update the list after changing the header:
-#   tr '\n' ' ' < include/cfutures.h | grep -o 'CF_EXTERN[^(;]*(' |
+# To update the list after changing a header:
+#   cat include/cfutures.h include/cfutures/loop.h | tr '\n' ' ' |
+#     grep -o 'CF_EXTERN[^(;]*(' |
 #     grep -o 'cf_[A-Za-z0-9_]*($' | tr -d '(' | LC_ALL=C sort > tests/exports.txt
 
 LC_ALL=C
@@ -19,6 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 lib=${CF_EXPORTS_LIB:-$here/../.libs/libcfutures.so}
 list=${CF_EXPORTS_LIST:-$here/exports.txt}
 header=${CF_EXPORTS_HEADER:-$here/../include/cfutures.h}
+loop_header=${CF_EXPORTS_LOOP_HEADER:-$here/../include/cfutures/loop.h}
 nm=${NM:-nm}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cf-exports.XXXXXX") || exit 99
@@ -33,11 +36,11 @@ comment_diff() {
 }
 
 # 1. The list against the header.
-if [ ! -r "$list" ] || [ ! -r "$header" ]; then
+if [ ! -r "$list" ] || [ ! -r "$header" ] || [ ! -r "$loop_header" ]; then
   echo "not ok 1 - exports.txt matches the header # cannot read $list or $header"
   failed=1
 else
-  tr '\n' ' ' < "$header" | grep -o 'CF_EXTERN[^(;]*(' |
+  cat "$header" "$loop_header" | tr '\n' ' ' | grep -o 'CF_EXTERN[^(;]*(' |
     grep -o 'cf_[A-Za-z0-9_]*($' | tr -d '(' | sort -u > "$tmp/header"
   sort -u "$list" > "$tmp/list"
   if cmp -s "$tmp/header" "$tmp/list"; then

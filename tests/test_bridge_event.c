@@ -1,8 +1,8 @@
 /*
- * include/cfutures/event.h: the bridge on a libevent event_base. The standard
- * cases are in bridge_harness.h; this file wires an event_base into
- * them and tests the adapter's own argument rules. No evthread setup: the
- * adapter must work without it.
+ * include/cfutures/event.h: the bridge on a libevent event_base. The
+ * standard cases are in bridge_harness.h; this file wires an event_base
+ * into them and tests the adapter's own argument rules. No evthread setup:
+ * the adapter must work without it.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -48,16 +48,17 @@ static inline void cf__uv_bridge_on_poll(uv_poll_t *poll, int status,
   int rc = cf_bridge_dispatch(self->bridge);
   if (rc < 0) {
     self->dispatch_error = rc;
-    uv_poll_stop(poll);
+    if (!uv_is_closing((uv_handle_t *)poll))
+      uv_poll_stop(poll);
   }
 }
 
-/* Watch bridge's fd on loop: each time it is readable, cf_bridge_dispatch
- * runs inside uv_run. Loop thread. Returns 0, CF_EINVAL (a NULL argument, or
- * a bridge made with a wake-up function) or CF_ESYSTEM: libuv refused, and
- * self->uv_error holds its code (UV_EEXIST: this loop polls that fd
- * already); if the handle had been initialized it is closing, so keep *self
- * valid until the loop has run once more. */
+/* Watch bridge's fd on loop (self must not be in use): each time the fd is
+ * readable, cf_bridge_dispatch runs inside uv_run. Loop thread. Returns 0,
+ * CF_EINVAL (a NULL argument, or a bridge made with a wake-up function) or
+ * CF_ESYSTEM: libuv refused, self->uv_error has its code (UV_EEXIST: the
+ * loop polls that fd already); a handle libuv had initialized is closing:
+ * keep *self valid until the loop ran once more. */
 static inline int cf_uv_bridge_start(struct cf_uv_bridge *self,
                                      uv_loop_t *loop, cf_bridge_t *bridge) {
   if (self == NULL || loop == NULL || bridge == NULL)

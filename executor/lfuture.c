@@ -1,0 +1,410 @@
+/*
+ * Loop futures (asyncio.Future) and the futures built from them: wrap
+ * (wrap_future over a pool future), gather and shield.
+ *
+ * A loop future lives on its loop's thread only: plain counters, no locks.
+ * Its done callbacks never run inside the call that completes it: one
+ * loop callback is scheduled that runs them in registration order, and a
+ * callback added to a done future is scheduled on its own.
+ */
+#include "loop_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+cf_lfuture_t *cf__lfuture_new(cf_loop_t *loop) {
+  cf_lfuture_t *f = calloc(1, sizeof(*f));
+  if (f != NULL) {
+    f->loop = loop;
+    f->refs = 1;
+  }
+  return f;
+}
+
+int cf_lfuture_create(cf_loop_t *loop, cf_lfuture_t **out) {
+  if (loop == NULL || out == NULL)
+    return CF_EINVAL;
+  cf_lfuture_t *f = cf__lfuture_new(loop);
+  if (f == NULL)
+    return CF_ENOMEM;
+  *out = f;
+  return 0;
+}
+
+cf_lfuture_t *cf_lfuture_retain(cf_lfuture_t *f) {
+  if (f != NULL)
+    f->refs++;
+  return f;
+}
+
+static void lfuture_free(cf_lfuture_t *f) {
+  if (f->on_free != NULL)
+    f->on_free(f);
+  if (f->state == LF_FINISHED && f->code == 0 && f->value_dtor != NULL)
+    f->value_dtor(f->value);
+  free(f->message);
+  while (f->callbacks != NULL) { /* only if it never completed */
+    struct lf_callback *next = f->callbacks->next;
+    free(f->callbacks);
+    f->callbacks = next;
+  }
+  free(f);
+}
+
+void cf_lfuture_release(cf_lfuture_t *f) {
+  if (f == NULL || --f->refs > 0)
+    return;
+  if (f->state == LF_PENDING && f->task == NULL) {
+    f->refs = 1; /* nobody can complete it: end it so callbacks run */
+    cf_lfuture_cancel(f);
+    if (--f->refs > 0)
+      return;
+  }
+  lfuture_free(f);
+}
+
+/* ---- done callbacks ---- */
+
+struct cb_run {
+  cf_lfuture_t *f;
+  struct lf_callback *list;
+};
+
+static void free_list(struct lf_callback *cb) {
+  while (cb != NULL) {
+    struct lf_callback *next = cb->next;
+    free(cb);
+    cb = next;
+  }
+}
+
+static void run_callbacks(void *arg) {
+  struct cb_run *run = arg;
+  for (struct lf_callback *cb = run->list; cb != NULL; cb = cb->next)
+    cb->fn(run->f, cb->data);
+  free_list(run->list);
+  cf_lfuture_release(run->f);
+  free(run);
+}
+
+static void drop_callbacks(void *arg) {
+  struct cb_run *run = arg;
+  free_list(run->list);
+  cf_lfuture_release(run->f);
+  free(run);
+}
+
+/* Schedule the callbacks in list (taken from f) to run soon. */
+static int schedule_callbacks(cf_lfuture_t *f, struct lf_callback *list) {
+  if (list == NULL)
+    return 0;
+  struct cb_run *run = malloc(sizeof(*run));
+  if (run == NULL ||
+      cf__loop_soon(f->loop, run_callbacks, run, drop_callbacks, NULL) != 0) {
+    free(run);
+    free_list(list); /* out of memory: the callbacks cannot run */
+    return CF_ENOMEM;
+  }
+  run->f = cf_lfuture_retain(f);
+  run->list = list;
+  return 0;
+}
+
+static void settle(cf_lfuture_t *f, enum lfuture_state state) {
+  f->state = state;
+  struct lf_callback *list = f->callbacks;
+  f->callbacks = f->callbacks_tail = NULL;
+  schedule_callbacks(f, list);
+}
+
+void cf__lfuture_finish(cf_lfuture_t *f, int code, void *value,
+                        cf_free_fn dtor, char *message) {
+  f->code = code;
+  f->value = value;
+  f->value_dtor = dtor;
+  f->message = message;
+  settle(f, LF_FINISHED);
+}
+
+void cf__lfuture_cancel_quietly(cf_lfuture_t *f) { settle(f, LF_CANCELLED); }
+
+int cf_lfuture_add_done_callback(cf_lfuture_t *f, cf_lfuture_fn fn,
+                                 void *data) {
+  if (f == NULL || fn == NULL)
+    return CF_EINVAL;
+  struct lf_callback *cb = malloc(sizeof(*cb));
+  if (cb == NULL)
+    return CF_ENOMEM;
+  cb->fn = fn;
+  cb->data = data;
+  cb->next = NULL;
+  if (f->state != LF_PENDING)
+    return schedule_callbacks(f, cb);
+  if (f->callbacks_tail != NULL)
+    f->callbacks_tail->next = cb;
+  else
+    f->callbacks = cb;
+  f->callbacks_tail = cb;
+  return 0;
+}
+
+/* ---- state ---- */
+
+int cf_lfuture_cancel(cf_lfuture_t *f) {
+  if (f == NULL)
+    return CF_EINVAL;
+  if (f->task != NULL)
+    return cf__task_cancel(f->task);
+  if (f->state != LF_PENDING)
+    return 0;
+  settle(f, LF_CANCELLED);
+  if (f->on_cancel != NULL)
+    f->on_cancel(f);
+  return 1;
+}
+
+int cf_lfuture_done(const cf_lfuture_t *f) {
+  return f != NULL && f->state != LF_PENDING;
+}
+
+int cf_lfuture_cancelled(const cf_lfuture_t *f) {
+  return f != NULL && f->state == LF_CANCELLED;
+}
+
+int cf__lfuture_outcome(const cf_lfuture_t *f, void **value) {
+  if (f->state == LF_PENDING)
+    return CF_EINVALID_STATE;
+  if (f->state == LF_CANCELLED)
+    return CF_ECANCELLED;
+  if (f->code != 0)
+    return CF_EFAILED;
+  if (value != NULL)
+    *value = f->value;
+  return 0;
+}
+
+int cf_lfuture_result(const cf_lfuture_t *f, void **value) {
+  return f == NULL ? CF_EINVAL : cf__lfuture_outcome(f, value);
+}
+
+int cf_lfuture_exception(const cf_lfuture_t *f, int *code,
+                         const char **message) {
+  if (f == NULL)
+    return CF_EINVAL;
+  int rc = cf__lfuture_outcome(f, NULL);
+  if (rc == CF_ECANCELLED || rc == CF_EINVALID_STATE)
+    return rc;
+  if (code != NULL)
+    *code = f->code;
+  if (message != NULL)
+    *message = f->message;
+  return 0;
+}
+
+int cf_lfuture_set_result(cf_lfuture_t *f, void *value, cf_free_fn dtor) {
+  if (f == NULL)
+    return CF_EINVAL;
+  if (f->state != LF_PENDING || f->task != NULL)
+    return CF_EINVALID_STATE;
+  cf__lfuture_finish(f, 0, value, dtor, NULL);
+  return 0;
+}
+
+int cf_lfuture_set_exception(cf_lfuture_t *f, int code, const char *message) {
+  if (f == NULL || code == 0)
+    return CF_EINVAL;
+  if (f->state != LF_PENDING || f->task != NULL)
+    return CF_EINVALID_STATE;
+  char *copy = NULL;
+  if (message != NULL && (copy = strdup(message)) == NULL)
+    return CF_ENOMEM;
+  cf__lfuture_finish(f, code, NULL, NULL, copy);
+  return 0;
+}
+
+/* Copy src's outcome into dst (pending): the value stays src's. */
+static void copy_outcome(cf_lfuture_t *dst, int code, void *value,
+                         const char *message) {
+  cf__lfuture_finish(dst, code, code == 0 ? value : NULL, NULL,
+                     message != NULL ? strdup(message) : NULL);
+}
+
+/* ---- wrap: a pool future seen from the loop ---- */
+
+struct wrap {
+  cf_future_t *source;
+  cf_then_t *then; /* until the bridge delivered */
+};
+
+static void wrap_delivered(cf_future_t *pf, int status, void *data) {
+  cf_lfuture_t *f = data;
+  struct wrap *w = f->ext;
+  w->then = NULL;
+  if (f->state == LF_PENDING) {
+    if (status == CF_ECANCELLED) {
+      cf__lfuture_cancel_quietly(f);
+    } else {
+      int code = 0;
+      const char *message = NULL;
+      void *value = NULL;
+      /* pf is done: neither call waits or fails. */
+      if (status == 0 ? cf_future_result(pf, 0, &value) != 0
+                      : cf_future_exception(pf, 0, &code, &message) != 0)
+        code = CF_EINVALID_STATE;
+      copy_outcome(f, code, value, message);
+    }
+  }
+  cf_lfuture_release(f); /* the delivery's reference */
+}
+
+static void wrap_cancel(cf_lfuture_t *f) {
+  struct wrap *w = f->ext;
+  if (w->then != NULL)
+    cf_then_cancel(w->then); /* cancels the pool future if still queued */
+}
+
+static void wrap_free(cf_lfuture_t *f) {
+  struct wrap *w = f->ext;
+  cf_future_release(w->source);
+  free(w);
+}
+
+int cf_lfuture_wrap(cf_loop_t *loop, cf_future_t *pf, cf_lfuture_t **out) {
+  if (loop == NULL || pf == NULL || out == NULL)
+    return CF_EINVAL;
+  cf_lfuture_t *f = cf__lfuture_new(loop);
+  struct wrap *w = calloc(1, sizeof(*w));
+  if (f == NULL || w == NULL) {
+    free(f);
+    free(w);
+    return CF_ENOMEM;
+  }
+  w->source = cf_future_retain(pf);
+  f->ext = w;
+  f->on_cancel = wrap_cancel;
+  f->on_free = wrap_free;
+  cf_lfuture_retain(f); /* for the delivery */
+  int rc = cf_bridge_then(loop->bridge, pf, wrap_delivered, f, &w->then);
+  if (rc != 0) {
+    f->refs = 1;
+    cf__lfuture_cancel_quietly(f);
+    cf_lfuture_release(f);
+    return rc;
+  }
+  *out = f;
+  return 0;
+}
+
+cf_future_t *cf_lfuture_source(const cf_lfuture_t *f) {
+  return f != NULL && f->on_free == wrap_free ? ((struct wrap *)f->ext)->source
+                                              : NULL;
+}
+
+/* ---- shield ---- */
+
+static void shield_copy(cf_lfuture_t *inner, void *data) {
+  cf_lfuture_t *outer = data;
+  if (outer->state == LF_PENDING) {
+    if (inner->state == LF_CANCELLED)
+      cf__lfuture_cancel_quietly(outer);
+    else
+      copy_outcome(outer, inner->code, inner->value, inner->message);
+  }
+  cf_lfuture_release(outer);
+}
+
+static void shield_free(cf_lfuture_t *f) { cf_lfuture_release(f->ext); }
+
+int cf_shield(cf_lfuture_t *inner, cf_lfuture_t **out) {
+  if (inner == NULL || out == NULL)
+    return CF_EINVAL;
+  cf_lfuture_t *outer = cf__lfuture_new(inner->loop);
+  if (outer == NULL)
+    return CF_ENOMEM;
+  outer->ext = cf_lfuture_retain(inner); /* the value stays inner's */
+  outer->on_free = shield_free;
+  cf_lfuture_retain(outer);
+  int rc = cf_lfuture_add_done_callback(inner, shield_copy, outer);
+  if (rc != 0) {
+    outer->refs = 1;
+    cf__lfuture_cancel_quietly(outer);
+    cf_lfuture_release(outer);
+    return rc;
+  }
+  *out = outer;
+  return 0;
+}
+
+/* ---- gather ---- */
+
+struct gather {
+  cf_lfuture_t **children;
+  size_t n, left;
+};
+
+static void gather_child_done(cf_lfuture_t *child, void *data) {
+  cf_lfuture_t *outer = data;
+  struct gather *g = outer->ext;
+  g->left--;
+  if (outer->state == LF_PENDING) {
+    if (child->state == LF_CANCELLED)
+      cf__lfuture_cancel_quietly(outer);
+    else if (child->code != 0)
+      copy_outcome(outer, child->code, NULL, child->message);
+    else if (g->left == 0)
+      cf__lfuture_finish(outer, 0, NULL, NULL, NULL);
+  }
+  cf_lfuture_release(outer);
+}
+
+static void gather_cancel(cf_lfuture_t *outer) {
+  struct gather *g = outer->ext;
+  for (size_t i = 0; i < g->n; i++)
+    cf_lfuture_cancel(g->children[i]);
+}
+
+static void gather_free(cf_lfuture_t *outer) {
+  struct gather *g = outer->ext;
+  for (size_t i = 0; i < g->n; i++)
+    cf_lfuture_release(g->children[i]);
+  free(g->children);
+  free(g);
+}
+
+int cf_gather(cf_loop_t *loop, cf_lfuture_t *const *fs, size_t n,
+              cf_lfuture_t **out) {
+  if (loop == NULL || out == NULL || (fs == NULL && n > 0))
+    return CF_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (fs[i] == NULL || fs[i]->loop != loop)
+      return CF_EINVAL;
+  cf_lfuture_t *outer = cf__lfuture_new(loop);
+  struct gather *g = calloc(1, sizeof(*g));
+  cf_lfuture_t **children = n ? calloc(n, sizeof(*children)) : NULL;
+  if (outer == NULL || g == NULL || (n > 0 && children == NULL)) {
+    free(outer);
+    free(g);
+    free(children);
+    return CF_ENOMEM;
+  }
+  g->children = children;
+  outer->ext = g;
+  outer->on_cancel = gather_cancel;
+  outer->on_free = gather_free;
+  for (size_t i = 0; i < n; i++) {
+    int rc = cf_lfuture_add_done_callback(fs[i], gather_child_done, outer);
+    if (rc != 0) { /* end it without touching the children */
+      outer->on_cancel = NULL;
+      cf_lfuture_cancel(outer);
+      cf_lfuture_release(outer);
+      return rc;
+    }
+    g->children[g->n++] = cf_lfuture_retain(fs[i]);
+    g->left++;
+    cf_lfuture_retain(outer);
+  }
+  if (n == 0)
+    cf__lfuture_finish(outer, 0, NULL, NULL, NULL);
+  *out = outer;
+  return 0;
+}

@@ -1,0 +1,368 @@
+/*
+ * Tasks: stackful coroutines on the loop, with asyncio's cancellation.
+ *
+ * A task is a loop future plus a coroutine. Its steps run from loop
+ * callbacks: a step switches from the loop's own context into the task's,
+ * and the task switches back when it awaits something not done (after
+ * adding a done callback that schedules its next step) or when its body
+ * returns. Cancellation follows asyncio.Task: cancel() cancels the future
+ * the task waits on (fut_waiter), or sets must_cancel; either way the
+ * await where the task is suspended (or its next one) returns
+ * CF_ECANCELLED once. The body decides what the task ends as.
+ */
+#include "loop_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+_Thread_local struct task *cf__current_task;
+
+static void task_step(void *arg);
+
+static void task_entry(void *arg) {
+  struct task *t = arg;
+  t->rc = t->fn(t->self, t->arg);
+  t->finished = true;
+  cf__coro_exit(&t->coro, &t->self->loop->main);
+}
+
+/* The body returned (or never ran): complete the task's future. */
+static void task_complete(struct task *t) {
+  cf_lfuture_t *f = t->self;
+  cf_loop_t *loop = f->loop;
+  if (t->stack_map != NULL) {
+    cf__coro_fini(&t->coro);
+    cf__stack_put(loop, t->stack_map);
+    t->stack_map = NULL;
+  }
+  if (t->prev != NULL)
+    t->prev->next = t->next;
+  else
+    loop->tasks = t->next;
+  if (t->next != NULL)
+    t->next->prev = t->prev;
+  loop->ntasks--;
+  if (t->rc == CF_ECANCELLED || t->must_cancel) {
+    if (t->ret_dtor != NULL)
+      t->ret_dtor(t->ret_value);
+    cf__lfuture_cancel_quietly(f);
+  } else if (t->rc != 0) {
+    if (t->ret_dtor != NULL)
+      t->ret_dtor(t->ret_value);
+    cf__lfuture_finish(f, t->rc, NULL, NULL, NULL);
+  } else {
+    cf__lfuture_finish(f, 0, t->ret_value, t->ret_dtor, NULL);
+  }
+  cf_lfuture_release(f); /* the loop's reference */
+}
+
+static void task_step(void *arg) {
+  struct task *t = arg;
+  t->step_scheduled = false;
+  cf_loop_t *loop = t->self->loop;
+  if (!t->started) {
+    t->started = true;
+    if (t->must_cancel) { /* cancelled before its first step */
+      task_complete(t);
+      return;
+    }
+    t->stack_map = cf__stack_get(loop);
+    if (t->stack_map == NULL ||
+        cf__coro_init(&t->coro, (char *)t->stack_map + cf__stack_guard(),
+                      loop->stack_size, task_entry, t) != 0) {
+      t->rc = CF_ENOMEM;
+      task_complete(t);
+      return;
+    }
+  }
+  struct task *outer = cf__current_task;
+  cf__current_task = t;
+  cf__coro_switch(&loop->main, &t->coro);
+  cf__current_task = outer;
+  if (t->finished)
+    task_complete(t);
+}
+
+static void drop_step(void *arg) {
+  struct task *t = arg;
+  t->step_scheduled = false;
+}
+
+static int schedule_step(struct task *t) {
+  if (t->step_scheduled)
+    return 0;
+  int rc = cf__loop_soon(t->self->loop, task_step, t, drop_step, NULL);
+  if (rc == 0)
+    t->step_scheduled = true;
+  return rc;
+}
+
+static void task_free(cf_lfuture_t *f) { free(f->task); }
+
+int cf_task_create(cf_loop_t *loop, cf_coro_fn fn, void *arg,
+                   cf_lfuture_t **out) {
+  if (loop == NULL || fn == NULL)
+    return CF_EINVAL;
+  if (loop->closing)
+    return CF_ESHUTDOWN;
+  cf_lfuture_t *f = cf__lfuture_new(loop);
+  struct task *t = calloc(1, sizeof(*t));
+  if (f == NULL || t == NULL) {
+    free(f);
+    free(t);
+    return CF_ENOMEM;
+  }
+  t->self = f;
+  t->fn = fn;
+  t->arg = arg;
+  f->task = t;
+  f->on_free = task_free;
+  int rc = schedule_step(t);
+  if (rc != 0) {
+    f->task = NULL;
+    free(t);
+    free(f);
+    return rc;
+  }
+  t->next = loop->tasks;
+  if (t->next != NULL)
+    t->next->prev = t;
+  loop->tasks = t;
+  loop->ntasks++;
+  if (out != NULL)
+    *out = cf_lfuture_retain(f); /* the loop keeps the first reference */
+  return 0;
+}
+
+int cf__task_cancel(struct task *t) {
+  if (t->self->state != LF_PENDING)
+    return 0;
+  t->num_cancels_requested++;
+  if (t->fut_waiter != NULL && cf_lfuture_cancel(t->fut_waiter) == 1)
+    return 1; /* the await will see its future cancelled */
+  t->must_cancel = true;
+  if (!t->started)
+    schedule_step(t);
+  return 1;
+}
+
+void cf_task_return(cf_lfuture_t *self, void *value, cf_free_fn dtor) {
+  if (self == NULL || self->task == NULL)
+    return;
+  struct task *t = self->task;
+  if (t->ret_dtor != NULL && t->ret_value != value)
+    t->ret_dtor(t->ret_value);
+  t->ret_value = value;
+  t->ret_dtor = dtor;
+}
+
+int cf_task_cancelling(const cf_lfuture_t *f) {
+  if (f == NULL || f->task == NULL)
+    return CF_EINVAL;
+  return f->task->num_cancels_requested;
+}
+
+int cf_task_uncancel(cf_lfuture_t *f) {
+  if (f == NULL || f->task == NULL)
+    return CF_EINVAL;
+  struct task *t = f->task;
+  if (t->num_cancels_requested > 0 && --t->num_cancels_requested == 0)
+    t->must_cancel = false;
+  return t->num_cancels_requested;
+}
+
+cf_lfuture_t *cf_current_task(void) {
+  return cf__current_task != NULL ? cf__current_task->self : NULL;
+}
+
+/* ---- awaiting ---- */
+
+static void wakeup(cf_lfuture_t *f, void *data) {
+  (void)f;
+  struct task *t = data;
+  if (t->fut_waiter == f)
+    schedule_step(t);
+}
+
+/* Deliver a pending cancellation request: true if there was one. */
+static bool take_cancel(struct task *t) {
+  if (!t->must_cancel)
+    return false;
+  t->must_cancel = false;
+  return true;
+}
+
+int cf_await(cf_lfuture_t *f, void **value) {
+  struct task *t = cf__current_task;
+  if (f == NULL)
+    return CF_EINVAL;
+  if (t == NULL || f == t->self || f->loop != t->self->loop)
+    return CF_EINVALID_STATE;
+  if (take_cancel(t))
+    return CF_ECANCELLED;
+  if (f->state == LF_PENDING) {
+    int rc = cf_lfuture_add_done_callback(f, wakeup, t);
+    if (rc != 0)
+      return rc;
+    t->fut_waiter = cf_lfuture_retain(f);
+    cf__coro_switch(&t->coro, &f->loop->main);
+    t->fut_waiter = NULL;
+    cf_lfuture_release(f);
+    if (take_cancel(t))
+      return CF_ECANCELLED;
+  }
+  return cf__lfuture_outcome(f, value);
+}
+
+int cf_await_future(cf_future_t *pf, void **value) {
+  struct task *t = cf__current_task;
+  if (pf == NULL)
+    return CF_EINVAL;
+  if (t == NULL)
+    return CF_EINVALID_STATE;
+  cf_lfuture_t *f;
+  int rc = cf_lfuture_wrap(t->self->loop, pf, &f);
+  if (rc != 0)
+    return rc;
+  rc = cf_await(f, NULL);
+  if (rc == 0 && value != NULL)
+    rc = cf_future_result(pf, 0, value); /* done: returns 0 at once */
+  cf_lfuture_release(f);
+  return rc;
+}
+
+static void sleep_wake(void *arg) {
+  cf_lfuture_t *f = arg;
+  if (f->state == LF_PENDING)
+    cf__lfuture_finish(f, 0, NULL, NULL, NULL);
+  cf_lfuture_release(f);
+}
+
+static void sleep_drop(void *arg) { cf_lfuture_release(arg); }
+
+int cf_sleep(double delay) {
+  struct task *t = cf__current_task;
+  if (isnan(delay))
+    return CF_EINVAL;
+  if (t == NULL)
+    return CF_EINVALID_STATE;
+  cf_loop_t *loop = t->self->loop;
+  cf_lfuture_t *f = cf__lfuture_new(loop);
+  if (f == NULL)
+    return CF_ENOMEM;
+  cf_handle_t *h;
+  int rc = delay > 0 ? cf__loop_at(loop, cf_loop_time(loop) + delay, sleep_wake,
+                                   f, sleep_drop, &h)
+                     : cf__loop_soon(loop, sleep_wake, f, sleep_drop, &h);
+  if (rc != 0) {
+    cf_lfuture_release(f);
+    return rc;
+  }
+  cf_lfuture_retain(f); /* the timer's */
+  rc = cf_await(f, NULL);
+  if (f->state == LF_CANCELLED || rc == CF_ECANCELLED)
+    cf_handle_cancel(h); /* 0 if it already fired */
+  cf_lfuture_release(f);
+  return rc;
+}
+
+/* ---- asyncio.timeout and wait_for ---- */
+
+struct cf_timeout {
+  struct task *task;
+  cf_handle_t *timer;
+  int cancelling_at_enter;
+  bool expired;
+};
+
+static void timeout_fire(void *arg) {
+  cf_timeout_t *s = arg;
+  s->timer = NULL;
+  s->expired = true;
+  cf__task_cancel(s->task);
+}
+
+int cf_timeout_enter(double delay, cf_timeout_t **scope) {
+  struct task *t = cf__current_task;
+  if (isnan(delay) || scope == NULL)
+    return CF_EINVAL;
+  if (t == NULL)
+    return CF_EINVALID_STATE;
+  cf_timeout_t *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return CF_ENOMEM;
+  s->task = t;
+  s->cancelling_at_enter = t->num_cancels_requested;
+  cf_loop_t *loop = t->self->loop;
+  int rc = delay >= 1e9 ? 0
+                        : cf__loop_at(loop, cf_loop_time(loop) + delay,
+                                      timeout_fire, s, NULL, &s->timer);
+  if (rc != 0) {
+    free(s);
+    return rc;
+  }
+  *scope = s;
+  return 0;
+}
+
+int cf_timeout_exit(cf_timeout_t *s, int rc) {
+  if (s == NULL)
+    return CF_EINVAL;
+  if (s->timer != NULL)
+    cf_handle_cancel(s->timer);
+  if (s->expired && cf_task_uncancel(s->task->self) <= s->cancelling_at_enter &&
+      rc == CF_ECANCELLED)
+    rc = CF_ETIMEDOUT;
+  free(s);
+  return rc;
+}
+
+int cf_wait_for(cf_lfuture_t *f, double timeout, void **value) {
+  struct task *t = cf__current_task;
+  if (f == NULL || isnan(timeout))
+    return CF_EINVAL;
+  if (t == NULL)
+    return CF_EINVALID_STATE;
+  if (timeout <= 0) {
+    if (f->state != LF_PENDING)
+      return cf__lfuture_outcome(f, value);
+    /* Cancel it and wait until it has really ended (bpo-32751). */
+    cf_lfuture_cancel(f);
+    int rc;
+    cf_lfuture_t *waiter;
+    if ((rc = cf_shield(f, &waiter)) != 0)
+      return rc;
+    do
+      rc = cf_await(waiter, NULL);
+    while (rc == CF_ECANCELLED && f->state == LF_PENDING);
+    cf_lfuture_release(waiter);
+    rc = cf__lfuture_outcome(f, value);
+    return rc == CF_ECANCELLED ? CF_ETIMEDOUT : rc;
+  }
+  cf_timeout_t *scope;
+  int rc = cf_timeout_enter(timeout, &scope);
+  if (rc != 0)
+    return rc;
+  return cf_timeout_exit(scope, cf_await(f, value));
+}
+
+int cf_run_in_executor(cf_executor_t *ex, cf_job_fn fn, void *arg,
+                       cf_free_fn arg_dtor, cf_future_t **done) {
+  struct task *t = cf__current_task;
+  if (fn == NULL)
+    return CF_EINVAL;
+  if (t == NULL)
+    return CF_EINVALID_STATE;
+  int rc = ex != NULL ? 0 : cf__loop_executor(t->self->loop, &ex);
+  if (rc != 0)
+    return rc;
+  cf_future_t *pf;
+  rc = cf_executor_submit(ex, fn, arg, arg_dtor, &pf);
+  if (rc != 0)
+    return rc;
+  rc = cf_await_future(pf, NULL);
+  if (done != NULL && (rc == 0 || rc == CF_EFAILED))
+    *done = cf_future_retain(pf);
+  cf_future_release(pf);
+  return rc;
+}
