@@ -9,6 +9,10 @@
  *               and gets the result callback back on the loop: one at a
  *               time (p50_us, p99_us), then N jobs with 1000 in flight
  *               (jobs_per_s, completions_per_wakeup)
+ *   tasks       the raw coroutine switch (ns_per_op), a task yielding with
+ *               cf_sleep(0) (ns_per_op), spawn and join of an empty task
+ *               (ns_per_op), and RSS per suspended task with N tasks
+ *               awaiting a sleep (bytes_per_task)
  * Every figure is the median of --reps runs, with min and max, and is
  * printed both as a table row and as "RESULT <workload> cfutures <metric>
  * <value>". Options: --quick (smaller sizes), --workers N (default 2),
@@ -23,6 +27,8 @@
 #include <unistd.h>
 
 #include "cfutures.h"
+#include "cfutures/loop.h"
+#include "coro.h" /* the raw switch, compiled into this program */
 
 static int workers = 2;
 static int reps = 5;
@@ -223,13 +229,124 @@ static void bench_bridge(long rounds, long jobs) {
   free(batch);
 }
 
+static cf__coro_t bench_main, bench_coro;
+
+static void switch_back_forever(void *arg) {
+  (void)arg;
+  for (;;)
+    cf__coro_switch(&bench_coro, &bench_main);
+}
+
+/* Resident set size in bytes, from /proc/self/statm. */
+static double rss_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f != NULL) {
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+      resident = 0;
+    fclose(f);
+  }
+  return (double)resident * (double)sysconf(_SC_PAGESIZE);
+}
+
+static int yield_task(cf_lfuture_t *self, void *arg) {
+  (void)self;
+  long n = *(long *)arg;
+  for (long i = 0; i < n; i++)
+    if (cf_sleep(0) != 0)
+      return CF_ECANCELLED;
+  return 0;
+}
+
+static int empty_task(cf_lfuture_t *self, void *arg) {
+  (void)self;
+  (void)arg;
+  return 0;
+}
+
+static int sleeping_task(cf_lfuture_t *self, void *arg) {
+  (void)self;
+  return cf_sleep(*(double *)arg);
+}
+
+static cf_loop_t *new_loop(void) {
+  cf_loop_t *loop;
+  int rc = cf_loop_create(&loop, NULL);
+  if (rc != 0)
+    die("cf_loop_create", rc);
+  return loop;
+}
+
+static void bench_tasks(long switches, long tasks) {
+  double *sw = malloc((size_t)reps * sizeof(*sw));
+  double *yield = malloc((size_t)reps * sizeof(*yield));
+  double *spawn = malloc((size_t)reps * sizeof(*spawn));
+  double *mem = malloc((size_t)reps * sizeof(*mem));
+  void *stack = malloc(64 * 1024);
+  if (!sw || !yield || !spawn || !mem || !stack)
+    die("malloc", CF_ENOMEM);
+  cf__coro_init_main(&bench_main);
+  if (cf__coro_init(&bench_coro, stack, 64 * 1024, switch_back_forever,
+                    NULL) != 0)
+    die("cf__coro_init", CF_ENOMEM);
+  for (int r = 0; r < reps; r++) {
+    double t0 = now_s();
+    for (long i = 0; i < switches; i++)
+      cf__coro_switch(&bench_main, &bench_coro);
+    sw[r] = (now_s() - t0) / (2.0 * (double)switches) * 1e9;
+
+    cf_loop_t *loop = new_loop();
+    cf_lfuture_t *t;
+    long n = switches / 10;
+    t0 = now_s();
+    if (cf_task_create(loop, yield_task, &n, &t) != 0 ||
+        cf_loop_run_until_complete(loop, t) != 0)
+      die("yield task", CF_EFAILED);
+    yield[r] = (now_s() - t0) / (double)n * 1e9;
+    cf_lfuture_release(t);
+
+    long m = switches / 100;
+    t0 = now_s();
+    for (long i = 0; i < m; i++) {
+      if (cf_task_create(loop, empty_task, NULL, &t) != 0 ||
+          cf_loop_run_until_complete(loop, t) != 0)
+        die("spawn task", CF_EFAILED);
+      cf_lfuture_release(t);
+    }
+    spawn[r] = (now_s() - t0) / (double)m * 1e9;
+
+    /* N tasks suspended in a sleep: first step them all, then measure. */
+    double forever = 3600;
+    double before = rss_bytes();
+    for (long i = 0; i < tasks; i++)
+      if (cf_task_create(loop, sleeping_task, &forever, NULL) != 0)
+        die("cf_task_create", CF_ENOMEM);
+    cf_loop_run_once(loop, 0);
+    mem[r] = (rss_bytes() - before) / (double)tasks;
+    cf_loop_close(loop); /* cancels them all */
+  }
+  cf__coro_fini(&bench_coro);
+  free(stack);
+  report("tasks", "switch_ns", sw, reps);
+  report("tasks", "yield_ns", yield, reps);
+  report("tasks", "spawn_join_ns", spawn, reps);
+  report("tasks", "bytes_per_task", mem, reps);
+  free(sw);
+  free(yield);
+  free(spawn);
+  free(mem);
+}
+
 int main(int argc, char **argv) {
   long jobs = 1000000, rounds = 100000, bridge_jobs = 100000;
+  long switches = 10000000, tasks = 100000;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--quick") == 0) {
       jobs = 100000;
       rounds = 10000;
       bridge_jobs = 20000;
+      switches = 1000000;
+      tasks = 10000;
     } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
       workers = atoi(argv[++i]);
     } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
@@ -250,5 +367,6 @@ int main(int argc, char **argv) {
   bench_throughput(jobs);
   bench_roundtrip(rounds);
   bench_bridge(rounds / 10, bridge_jobs);
+  bench_tasks(switches, tasks);
   return 0;
 }
