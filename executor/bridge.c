@@ -31,7 +31,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#ifdef __linux__
+#if defined(__linux__) && !defined(CF_BRIDGE_PIPE)
+#define USE_EVENTFD 1
 #include <sys/eventfd.h>
 #endif
 
@@ -53,6 +54,7 @@ struct cf_then {
   _Atomic uint32_t refs;
   _Atomic uint32_t enqueued;
   struct cf_then *prev, *next; /* bridge->outstanding, under bridge->mu */
+  bool linked;                 /* in bridge->outstanding, under bridge->mu */
   /* Loop thread only; kept away from the atomics above, so that a
    * compiler merging these loads never reads a word a worker writes. */
   bool cancelled;
@@ -128,13 +130,21 @@ int cf_bridge_create(cf_bridge_t **out) {
   int rc = bridge_new(&b);
   if (rc != 0)
     return rc;
-#ifdef __linux__
+#ifdef USE_EVENTFD
   b->read_fd = b->write_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-#else
+#else /* a pipe: pipe2 is not everywhere, so set the flags one by one */
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
+  if (pipe(fds) == 0) {
     b->read_fd = fds[0];
     b->write_fd = fds[1];
+    for (int i = 0; i < 2; i++)
+      if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0 ||
+          fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        b->read_fd = b->write_fd = -1;
+        break;
+      }
   }
 #endif
   if (b->read_fd < 0) {
@@ -227,16 +237,22 @@ static void then_on_done(cf_future_t *f, void *data) {
   enqueue_then(data);
 }
 
-static void unlink_outstanding(cf_then_t *t) {
+/* Take t off the outstanding list; false if it was not on it. */
+static bool unlink_outstanding(cf_then_t *t) {
   cf_bridge_t *b = t->bridge;
   pthread_mutex_lock(&b->mu);
-  if (t->prev != NULL)
-    t->prev->next = t->next;
-  else
-    b->outstanding = t->next;
-  if (t->next != NULL)
-    t->next->prev = t->prev;
+  bool was_linked = t->linked;
+  if (was_linked) {
+    if (t->prev != NULL)
+      t->prev->next = t->next;
+    else
+      b->outstanding = t->next;
+    if (t->next != NULL)
+      t->next->prev = t->prev;
+    t->linked = false;
+  }
   pthread_mutex_unlock(&b->mu);
+  return was_linked;
 }
 
 /* Loop thread: run t's callback unless it ran; drop the loop side's
@@ -245,7 +261,7 @@ static void deliver(cf_then_t *t, int status) {
   if (t->called)
     return;
   t->called = true;
-  unlink_outstanding(t);
+  (void)unlink_outstanding(t);
   t->fn(t->future, status, t->data);
   then_release(t);
 }
@@ -345,13 +361,19 @@ int cf_bridge_then(cf_bridge_t *b, cf_future_t *f, cf_then_fn fn, void *data,
   if (t->next != NULL)
     t->next->prev = t;
   b->outstanding = t;
+  t->linked = true;
   pthread_mutex_unlock(&b->mu);
   int rc = cf_future_add_done_callback(f, then_on_done, t);
-  if (rc != 0) { /* never registered: nothing else refers to t */
-    unlink_outstanding(t);
-    atomic_store(&t->refs, 1);
+  if (rc != 0) {
+    /* The done callback's reference was never handed out. Unless a
+     * destroy on the loop thread took t over (and ran fn), undo it all. */
+    if (unlink_outstanding(t)) {
+      atomic_store(&t->refs, 1);
+      then_release(t);
+      return rc;
+    }
     then_release(t);
-    return rc;
+    return 0; /* fn ran, with CF_ECANCELLED, exactly once */
   }
   if (out != NULL)
     *out = t;

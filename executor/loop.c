@@ -14,6 +14,10 @@
  *   the loop's cf_bridge, whose fd is one of the fds in epoll.
  * - Task stacks come from a per-loop pool of mmap'd regions with a guard
  *   page below; only the pages a task touches take memory.
+ * - I/O back ends: epoll on Linux; poll(2) elsewhere, or with
+ *   -DCF_LOOP_POLL. With poll, cf_loop_fd() is the bridge's fd, so an outer
+ *   loop learns of completions and threadsafe calls but not of the inner
+ *   loop's own fds (it must call run_once often enough for those).
  */
 #include "loop_internal.h"
 
@@ -21,10 +25,22 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(CF_LOOP_POLL) || !defined(__linux__)
+#define USE_POLL 1
+#include <poll.h>
+#define EV_READ POLLIN
+#define EV_WRITE POLLOUT
+#define EV_HANGUP (POLLHUP | POLLERR)
+#else
+#include <sys/epoll.h>
+#define EV_READ EPOLLIN
+#define EV_WRITE EPOLLOUT
+#define EV_HANGUP (EPOLLHUP | EPOLLERR)
+#endif
 
 #define DEFAULT_STACK_SIZE (256 * 1024)
 #define STACK_POOL_MAX 64
@@ -198,9 +214,13 @@ static void handle_discard(cf_handle_t *h) {
 
 static int fd_update(cf_loop_t *loop, int fd) {
   struct fd_watch *w = &loop->fds[fd];
-  uint32_t events = (w->read_fn ? EPOLLIN : 0) | (w->write_fn ? EPOLLOUT : 0);
+  uint32_t events = (w->read_fn ? EV_READ : 0) | (w->write_fn ? EV_WRITE : 0);
   if (events == w->events)
     return 0;
+#ifdef USE_POLL
+  w->events = events; /* poll reads the table at every iteration */
+  return 0;
+#else
   struct epoll_event ev = {.events = events, .data.fd = fd};
   int op = w->events == 0 ? EPOLL_CTL_ADD
                           : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
@@ -208,6 +228,7 @@ static int fd_update(cf_loop_t *loop, int fd) {
     return CF_ESYSTEM;
   w->events = events;
   return 0;
+#endif
 }
 
 static int fd_watch(cf_loop_t *loop, int fd, bool write, cf_loop_fn fn,
@@ -282,28 +303,61 @@ double cf_loop_timeout(const cf_loop_t *loop) {
 }
 
 int cf_loop_fd(const cf_loop_t *loop) {
-  return loop == NULL ? CF_EINVAL : loop->epfd;
+  if (loop == NULL)
+    return CF_EINVAL;
+#ifdef USE_POLL
+  return cf_bridge_fd(loop->bridge);
+#else
+  return loop->epfd;
+#endif
 }
+
+/* Run the watchers of fd for the events that occurred. */
+static void fd_ready(cf_loop_t *loop, int fd, uint32_t ev) {
+  if (fd < 0 || (size_t)fd >= loop->nfds)
+    return;
+  struct fd_watch *w = &loop->fds[fd];
+  if ((ev & (EV_READ | EV_HANGUP)) && w->read_fn != NULL)
+    w->read_fn(w->read_arg);
+  w = &loop->fds[fd]; /* the callback may have grown the table */
+  if ((ev & (EV_WRITE | EV_HANGUP)) && w->write_fn != NULL)
+    w->write_fn(w->write_arg);
+}
+
+#ifdef USE_POLL
+static void poll_fds(cf_loop_t *loop, int ms) {
+  size_t n = 0;
+  for (size_t fd = 0; fd < loop->nfds; fd++)
+    n += loop->fds[fd].events != 0;
+  struct pollfd *pfds = calloc(n ? n : 1, sizeof(*pfds));
+  if (pfds == NULL)
+    return; /* out of memory: try again next iteration */
+  n = 0;
+  for (size_t fd = 0; fd < loop->nfds; fd++)
+    if (loop->fds[fd].events != 0) {
+      pfds[n].fd = (int)fd;
+      pfds[n++].events = (short)loop->fds[fd].events;
+    }
+  if (poll(pfds, n, ms) > 0)
+    for (size_t i = 0; i < n; i++)
+      if (pfds[i].revents != 0)
+        fd_ready(loop, pfds[i].fd, (uint32_t)pfds[i].revents);
+  free(pfds);
+}
+#else
+static void poll_fds(cf_loop_t *loop, int ms) {
+  struct epoll_event events[64];
+  int n = epoll_wait(loop->epfd, events, 64, ms);
+  for (int i = 0; i < n; i++) /* the bridge's fd is a reader too */
+    fd_ready(loop, events[i].data.fd, events[i].events);
+}
+#endif
 
 static void run_iteration(cf_loop_t *loop, double max_wait) {
   double wait = cf_loop_timeout(loop);
   if (max_wait < wait)
     wait = max_wait;
-  int ms = wait >= 1e6 ? -1 : (int)ceil(wait * 1000.0);
-  struct epoll_event events[64];
-  int n = epoll_wait(loop->epfd, events, 64, ms);
-  for (int i = 0; i < n; i++) {
-    int fd = events[i].data.fd; /* the bridge's fd is a reader too */
-    if ((size_t)fd >= loop->nfds)
-      continue;
-    uint32_t ev = events[i].events;
-    struct fd_watch *w = &loop->fds[fd];
-    if ((ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) && w->read_fn != NULL)
-      w->read_fn(w->read_arg);
-    w = &loop->fds[fd]; /* the callback may have grown the table */
-    if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && w->write_fn != NULL)
-      w->write_fn(w->write_arg);
-  }
+  poll_fds(loop, wait >= 1e6 ? -1 : (int)ceil(wait * 1000.0));
   double now = cf_loop_time(loop);
   while (loop->heap_len > 0 && loop->heap[0]->when <= now)
     ready_push(loop, heap_pop(loop));
@@ -452,8 +506,13 @@ int cf_loop_create(cf_loop_t **out, const cf_loop_options_t *opts) {
   loop->stack_size = (size + page - 1) / page * page;
   loop->executor = opts->executor;
   cf__coro_init_main(&loop->main);
+#ifdef USE_POLL
+  loop->epfd = -1;
+  int rc = cf_bridge_create(&loop->bridge);
+#else
   loop->epfd = epoll_create1(EPOLL_CLOEXEC);
   int rc = loop->epfd < 0 ? CF_ESYSTEM : cf_bridge_create(&loop->bridge);
+#endif
   if (rc == 0)
     rc = cf_loop_add_reader(loop, cf_bridge_fd(loop->bridge), dispatch_bridge,
                             loop->bridge);
@@ -495,7 +554,8 @@ int cf_loop_close(cf_loop_t *loop) {
     handle_discard(heap_pop(loop));
   free(loop->heap);
   free(loop->fds);
-  close(loop->epfd);
+  if (loop->epfd >= 0)
+    close(loop->epfd);
   cf__stack_pool_free(loop);
   if (loop->own_executor)
     cf_executor_destroy(loop->executor);

@@ -408,12 +408,13 @@ typedef void (*cf_then_fn)(cf_future_t *f, int status, void *data);
 typedef void (*cf_call_fn)(void *arg);
 
 /* A wake-up function for loops that bring their own wake-up object; it is
- * called from any thread when the bridge's queue becomes non-empty, and
- * must make the loop thread call cf_bridge_dispatch soon. */
+ * called from any thread (the loop thread included) when the bridge's
+ * queue becomes non-empty, and must make the loop thread call
+ * cf_bridge_dispatch soon, never dispatch inline. */
 typedef void (*cf_wakeup_fn)(void *data);
 
-/* Create a bridge with its own fd (eventfd on Linux, else a pipe; close-on-
- * exec, non-blocking): poll cf_bridge_fd() for readability and call
+/* Create a bridge with its own fd (eventfd on Linux, a pipe elsewhere or
+ * with -DCF_BRIDGE_PIPE; close-on-exec, non-blocking): poll cf_bridge_fd() for readability and call
  * cf_bridge_dispatch when it is readable. Errors: CF_EINVAL (out NULL),
  * CF_ENOMEM, CF_ESYSTEM (no fd could be created). */
 CF_EXTERN CF_NODISCARD int cf_bridge_create(cf_bridge_t **out);
@@ -454,14 +455,16 @@ CF_EXTERN CF_NODISCARD int cf_bridge_then(cf_bridge_t *b, cf_future_t *f,
  * job finishes and its result is dropped when the last reference goes. The
  * callback then runs once, at the next dispatch, with CF_ECANCELLED, also
  * when f's completion was already queued (that result is dropped, as
- * asyncio drops a result arriving for a cancelled future). Returns 1, or 0
- * if the delivery was already cancelled; CF_EINVAL for NULL. */
+ * asyncio drops a result arriving for a cancelled future). A running job
+ * also sees cf_job_cancel_requested. Returns 1, or 0 if the delivery was
+ * already cancelled or its callback has started; CF_EINVAL for NULL. */
 CF_EXTERN int cf_then_cancel(cf_then_t *t);
 
 /* loop.run_in_executor: submit fn(arg) to ex and deliver its future to cb
  * on the loop thread, as cf_bridge_then does. Errors: those of
  * cf_executor_submit (then the job never runs and the caller keeps arg)
- * and of cf_bridge_then (then the job is cancelled if it has not started). */
+ * and of cf_bridge_then (then the job is cancelled if it has not started;
+ * the pool owns arg and runs arg_dtor). */
 CF_EXTERN CF_NODISCARD int cf_bridge_run_in_executor(
     cf_bridge_t *b, cf_executor_t *ex, cf_job_fn fn, void *arg,
     cf_free_fn arg_dtor, cf_then_fn cb, void *data, cf_then_t **t);
@@ -478,7 +481,8 @@ CF_EXTERN CF_NODISCARD int cf_bridge_call_threadsafe(cf_bridge_t *b,
  * Completions still in flight are dropped when they arrive (the results'
  * destructors run when their last reference goes); the fd is closed only
  * after the last of them, so no worker ever writes to a closed or reused
- * fd. NULL is a no-op. */
+ * fd. Once destroy has returned, no thread may use b again. NULL is a
+ * no-op. */
 CF_EXTERN void cf_bridge_destroy(cf_bridge_t *b);
 
 #ifdef __cplusplus
