@@ -28,14 +28,7 @@
 #include <time.h>
 
 #include "cfutures.h"
-
-static void expect(int rc, int want, const char *what) {
-  if (rc != want) {
-    fprintf(stderr, "%s: got %d %s (%s), expected %s\n", what, rc,
-            cf_err_name(rc), cf_strerror(rc), cf_err_name(want));
-    exit(EXIT_FAILURE);
-  }
-}
+#include "example_util.h"
 
 struct url {
   const char *name;
@@ -64,10 +57,7 @@ static sem_t hung_server;
 
 static int hung_job(void *arg, cf_job_t *job) {
   (void)arg;
-  while (sem_wait(&hung_server) != 0) {
-    if (errno != EINTR)
-      return cf_job_fail(job, errno, "sem_wait failed");
-  }
+  wait_sem(&hung_server);
   return cf_job_fail(job, ECONNRESET, "connection reset");
 }
 
@@ -95,10 +85,8 @@ int main(void) {
   };
   enum { NURLS = sizeof urls / sizeof urls[0] };
 
-  if (sem_init(&hung_server, 0, 0) != 0) {
-    perror("sem_init");
-    return EXIT_FAILURE;
-  }
+  init_sem(&hung_server);
+
   cf_executor_options_t opts;
   cf_executor_options_init(&opts);
   opts.max_workers = 4;
@@ -146,10 +134,7 @@ int main(void) {
   cf_as_completed_destroy(it);
 
   /* Let the hung job end so the pool can shut down, and see how it ended. */
-  if (sem_post(&hung_server) != 0) {
-    perror("sem_post");
-    return EXIT_FAILURE;
-  }
+  post_sem(&hung_server);
   expect(cf_future_result(hung, CF_FOREVER, NULL), CF_EFAILED, "result(hung)");
   printf("the hung download, once released:\n");
   print_outcome(hung);

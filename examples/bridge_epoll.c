@@ -11,16 +11,15 @@
  * The program writes a few temporary files of a few hundred KB, hashes
  * them (FNV-1a 64) in the pool, checks each hash against the one computed
  * while writing, cancels one job while it is still queued, prints what
- * came back, removes its files and exits.
+ * came back, removes its files and exits. The files and the hashing job
+ * are in hash_files.h.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L /* mkstemp, O_CLOEXEC */
 #endif
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,74 +27,17 @@
 #include <unistd.h>
 
 #include "cfutures.h"
+#include "example_util.h"
+#include "hash_files.h"
 
 #define NFILES 5
-#define CHUNK 65536
-
-static uint64_t fnv1a64(uint64_t h, const unsigned char *p, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    h ^= p[i];
-    h *= UINT64_C(1099511628211);
-  }
-  return h;
-}
-#define FNV1A64_INIT UINT64_C(14695981039346656037)
 
 /* One file: what the loop knows about it. Only the loop thread writes
  * here; a job gets the path only. */
 struct file {
-  char path[64];
-  size_t size;
-  uint64_t expected; /* the hash of what we wrote */
-  cf_then_t *then;   /* the pending delivery, NULL once delivered */
+  struct temp_file tmp; /* path, and the size and hash of what we wrote */
+  cf_then_t *then;      /* the pending delivery, NULL once delivered */
 };
-
-/* What a hashing job returns (owned by its future). */
-struct digest {
-  size_t size;
-  uint64_t hash;
-};
-
-/* The job: runs on a pool thread and may block as long as it likes. */
-static int hash_job(void *arg, cf_job_t *job) {
-  const char *path = arg;
-  int fd;
-  do
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0)
-    return cf_job_fail(job, errno, "open %s: %s", path, strerror(errno));
-  struct digest *d = malloc(sizeof(*d));
-  unsigned char *buf = malloc(CHUNK);
-  if (d == NULL || buf == NULL) {
-    free(d);
-    free(buf);
-    close(fd);
-    return cf_job_fail(job, ENOMEM, "out of memory");
-  }
-  d->size = 0;
-  d->hash = FNV1A64_INIT;
-  for (;;) {
-    ssize_t n = read(fd, buf, CHUNK);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int err = errno;
-      free(d);
-      free(buf);
-      close(fd);
-      return cf_job_fail(job, err, "read %s: %s", path, strerror(err));
-    }
-    if (n == 0)
-      break;
-    d->hash = fnv1a64(d->hash, buf, (size_t)n);
-    d->size += (size_t)n;
-  }
-  free(buf);
-  close(fd);
-  cf_job_return(job, d, free);
-  return 0;
-}
 
 /* Loop state, touched by delivery callbacks on the loop thread only. */
 struct loop {
@@ -116,7 +58,7 @@ static void on_hashed(cf_future_t *f, int status, void *data) {
   file->then = NULL; /* the handle is dead once this returns */
   loop->remaining--;
   if (status == CF_ECANCELLED) {
-    printf("%-26s cancelled (%s)\n", file->path,
+    printf("%-26s cancelled (%s)\n", file->tmp.path,
            cf_future_cancelled(f) ? "its job never ran"
                                   : "its job ran, its result was dropped");
     return;
@@ -126,72 +68,23 @@ static void on_hashed(cf_future_t *f, int status, void *data) {
     const char *msg = NULL;
     if (cf_future_exception(f, 0, &code, &msg) != 0)
       msg = "?";
-    printf("%-26s failed: %s (%d)\n", file->path, msg ? msg : "", code);
+    printf("%-26s failed: %s (%d)\n", file->tmp.path, msg ? msg : "", code);
     loop->failures++;
     return;
   }
   void *value = NULL;
   int rc = cf_future_result(f, 0, &value);
   if (rc != 0) {
-    printf("%-26s result: %s\n", file->path, cf_strerror(rc));
+    printf("%-26s result: %s\n", file->tmp.path, cf_strerror(rc));
     loop->failures++;
     return;
   }
   const struct digest *d = value;
-  bool ok = d->size == file->size && d->hash == file->expected;
-  printf("%-26s %8zu bytes  fnv1a64 %016" PRIx64 "  %s\n", file->path,
-         d->size, d->hash, ok ? "ok" : "MISMATCH");
+  bool ok = d->size == file->tmp.size && d->hash == file->tmp.hash;
+  printf("%-26s %8" PRIu64 " bytes  fnv1a64 %016" PRIx64 "  %s\n",
+         file->tmp.path, d->size, d->hash, ok ? "ok" : "MISMATCH");
   if (!ok)
     loop->failures++;
-}
-
-/* Write a file of `size` pseudo-random bytes; remember its hash. */
-static int make_file(struct file *file, size_t size, uint32_t seed) {
-  snprintf(file->path, sizeof(file->path), "/tmp/cf-bridge-epoll-XXXXXX");
-  int fd = mkstemp(file->path);
-  if (fd < 0) {
-    fprintf(stderr, "mkstemp: %s\n", strerror(errno));
-    return -1;
-  }
-  unsigned char buf[4096];
-  uint64_t h = FNV1A64_INIT;
-  size_t left = size;
-  while (left > 0) {
-    size_t n = left < sizeof(buf) ? left : sizeof(buf);
-    for (size_t i = 0; i < n; i++) {
-      seed = seed * 1103515245u + 12345u;
-      buf[i] = (unsigned char)(seed >> 16);
-    }
-    h = fnv1a64(h, buf, n);
-    size_t done = 0;
-    while (done < n) {
-      ssize_t w = write(fd, buf + done, n - done);
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w < 0) {
-        fprintf(stderr, "write %s: %s\n", file->path, strerror(errno));
-        close(fd);
-        unlink(file->path);
-        return -1;
-      }
-      done += (size_t)w;
-    }
-    left -= n;
-  }
-  if (close(fd) != 0) {
-    fprintf(stderr, "close %s: %s\n", file->path, strerror(errno));
-    unlink(file->path);
-    return -1;
-  }
-  file->size = size;
-  file->expected = h;
-  return 0;
-}
-
-static int check(int rc, const char *what) {
-  if (rc < 0)
-    fprintf(stderr, "%s: %s (%s)\n", what, cf_strerror(rc), cf_err_name(rc));
-  return rc;
 }
 
 int main(void) {
@@ -205,8 +98,9 @@ int main(void) {
   struct epoll_event ev;
 
   for (; made < NFILES; made++)
-    if (make_file(&files[made], 200000 + (size_t)made * 50000,
-                  (uint32_t)made + 1) != 0)
+    if (make_temp_file(&files[made].tmp, "cf-bridge-epoll",
+                       200000 + (uint64_t)made * 50000,
+                       (uint32_t)made + 1) != 0)
       goto out;
 
   /* The loop: an epoll set with the bridge's fd in it. */
@@ -238,9 +132,9 @@ int main(void) {
          NFILES, opts.max_workers);
   for (int i = 0; i < NFILES; i++) {
     deliveries[i] = (struct delivery){&loop, &files[i]};
-    int rc = cf_bridge_run_in_executor(bridge, pool, hash_job, files[i].path,
-                                       NULL, on_hashed, &deliveries[i],
-                                       &files[i].then);
+    int rc = cf_bridge_run_in_executor(bridge, pool, hash_file_job,
+                                       files[i].tmp.path, NULL, on_hashed,
+                                       &deliveries[i], &files[i].then);
     if (check(rc, "cf_bridge_run_in_executor") != 0)
       goto out;
     loop.remaining++;
@@ -283,9 +177,7 @@ out:
     close(ep);
   cf_bridge_destroy(bridge); /* runs any callback still pending, cancelled */
   for (int i = 0; i < made; i++)
-    if (unlink(files[i].path) != 0) {
-      fprintf(stderr, "unlink %s: %s\n", files[i].path, strerror(errno));
+    if (remove_temp_file(&files[i].tmp) != 0)
       status = EXIT_FAILURE;
-    }
   return status;
 }

@@ -16,25 +16,21 @@
  * delivered on the loop thread through include/cfutures/event.h (no
  * evthread setup needed), and a loop that ends by itself once the last
  * result freed the bridge's event.
- * The files are temporary ones (mkstemp), removed at the end.
+ * The temporary files, the hashing job and the printing of a result are
+ * in hash_files.h.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <stdint.h>
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* mkstemp, O_CLOEXEC */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cfutures/event.h"
+#include "example_util.h"
+#include "hash_files.h"
 
 #define NFILES 4
-
-struct file {
-  char path[256];
-  struct app *app;
-};
 
 struct app {
   struct event_base *base;
@@ -43,118 +39,22 @@ struct app {
   int failed;
 };
 
-/* What a job hands back: the file's size and FNV-1a 64 hash. */
-struct digest {
-  uint64_t size;
-  uint64_t hash;
+struct file {
+  struct temp_file tmp;
+  struct app *app;
 };
-
-/* Job, on a worker: read the whole file (blocking) and hash it. */
-static int hash_file(void *arg, cf_job_t *job) {
-  const char *path = arg;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return cf_job_fail(job, errno, "open %s: %s", path, strerror(errno));
-  struct digest *d = malloc(sizeof *d);
-  if (d == NULL) {
-    close(fd);
-    return cf_job_fail(job, ENOMEM, "out of memory");
-  }
-  d->size = 0;
-  d->hash = 0xcbf29ce484222325u; /* FNV-1a 64 offset basis */
-  unsigned char buf[8192];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) != 0) {
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      free(d);
-      return cf_job_fail(job, err, "read %s: %s", path, strerror(err));
-    }
-    for (ssize_t i = 0; i < n; i++) {
-      d->hash ^= buf[i];
-      d->hash *= 0x100000001b3u; /* FNV 64 prime */
-    }
-    d->size += (uint64_t)n;
-  }
-  close(fd);
-  cf_job_return(job, d, free); /* the future owns d from here */
-  return 0;
-}
 
 /* Delivery, on the loop thread. After the last one, free the bridge's
  * event: with no event left, event_base_dispatch returns. */
 static void on_hashed(cf_future_t *f, int status, void *data) {
   struct file *file = data;
   struct app *app = file->app;
-  void *value = NULL;
-  if (status == 0 && cf_future_result(f, 0, &value) == 0) {
-    const struct digest *d = value;
-    printf("%s  %8" PRIu64 " bytes  fnv1a64 %016" PRIx64 "\n", file->path,
-           d->size, d->hash);
-  } else {
-    int code = 0;
-    const char *message = NULL;
-    if (status == CF_EFAILED &&
-        cf_future_exception(f, 0, &code, &message) != 0)
-      message = NULL;
-    fprintf(stderr, "%s: %s (%s)\n", file->path, cf_err_name(status),
-            message != NULL ? message : cf_strerror(status));
+  if (print_digest(&file->tmp, f, status) != 0)
     app->failed = 1;
-  }
   if (--app->pending == 0) {
     cf_event_bridge_free(app->bridge_ev);
     app->bridge_ev = NULL;
   }
-}
-
-/* Create a temporary file of `size` bytes of reproducible content. */
-static int make_file(struct file *file, size_t size, uint32_t seed) {
-  const char *dir = getenv("TMPDIR");
-  int len = snprintf(file->path, sizeof file->path,
-                     "%s/cfutures-event-XXXXXX",
-                     dir != NULL && *dir != '\0' ? dir : "/tmp");
-  if (len < 0 || (size_t)len >= sizeof file->path) {
-    fprintf(stderr, "TMPDIR is too long\n");
-    file->path[0] = '\0';
-    return -1;
-  }
-  int fd = mkstemp(file->path);
-  if (fd < 0) {
-    perror("mkstemp");
-    file->path[0] = '\0';
-    return -1;
-  }
-  unsigned char buf[4096];
-  uint32_t x = seed;
-  for (size_t done = 0; done < size;) {
-    size_t chunk = size - done < sizeof buf ? size - done : sizeof buf;
-    for (size_t i = 0; i < chunk; i++) {
-      x ^= x << 13; /* xorshift32 */
-      x ^= x >> 17;
-      x ^= x << 5;
-      buf[i] = (unsigned char)x;
-    }
-    for (size_t off = 0; off < chunk;) {
-      ssize_t n = write(fd, buf + off, chunk - off);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0) {
-        perror("write");
-        close(fd);
-        return -1;
-      }
-      off += (size_t)n;
-    }
-    done += chunk;
-  }
-  if (close(fd) != 0) {
-    perror("close");
-    return -1;
-  }
-  return 0;
 }
 
 int main(void) {
@@ -167,18 +67,17 @@ int main(void) {
   memset(files, 0, sizeof files);
   for (int i = 0; i < NFILES; i++) {
     files[i].app = &app;
-    if (make_file(&files[i], (size_t)(i + 1) * 300000, (uint32_t)i + 1) != 0)
+    if (make_temp_file(&files[i].tmp, "cfutures-event",
+                       (uint64_t)(i + 1) * 300000, (uint32_t)i + 1) != 0)
       goto out;
   }
 
   cf_executor_options_t opts;
   cf_executor_options_init(&opts);
   opts.max_workers = 2;
-  if ((rc = cf_executor_create(&ex, &opts)) != 0 ||
-      (rc = cf_bridge_create(&bridge)) != 0) {
-    fprintf(stderr, "setup: %s\n", cf_strerror(rc));
+  if (check(cf_executor_create(&ex, &opts), "cf_executor_create") != 0 ||
+      check(cf_bridge_create(&bridge), "cf_bridge_create") != 0)
     goto out;
-  }
   if ((app.base = event_base_new()) == NULL ||
       (app.bridge_ev = cf_event_bridge_new(app.base, bridge)) == NULL) {
     fprintf(stderr, "event_base_new / cf_event_bridge_new failed\n");
@@ -187,10 +86,9 @@ int main(void) {
 
   /* This thread runs the loop, so it is the bridge's loop thread. */
   for (int i = 0; i < NFILES; i++) {
-    rc = cf_bridge_run_in_executor(bridge, ex, hash_file, files[i].path, NULL,
-                                   on_hashed, &files[i], NULL);
-    if (rc != 0) {
-      fprintf(stderr, "run_in_executor: %s\n", cf_strerror(rc));
+    rc = cf_bridge_run_in_executor(bridge, ex, hash_file_job, files[i].tmp.path,
+                                   NULL, on_hashed, &files[i], NULL);
+    if (check(rc, "cf_bridge_run_in_executor") != 0) {
       app.failed = 1;
       break;
     }
@@ -211,13 +109,10 @@ out:
   if (app.base != NULL)
     event_base_free(app.base);
   cf_bridge_destroy(bridge); /* after its event is gone */
-  if (cf_executor_destroy(ex) != 0)
+  if (check(cf_executor_destroy(ex), "cf_executor_destroy") != 0)
     status = EXIT_FAILURE;
-  for (int i = 0; i < NFILES; i++) {
-    if (files[i].path[0] != '\0' && unlink(files[i].path) != 0) {
-      perror("unlink");
+  for (int i = 0; i < NFILES; i++)
+    if (remove_temp_file(&files[i].tmp) != 0)
       status = EXIT_FAILURE;
-    }
-  }
   return status;
 }

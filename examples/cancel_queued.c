@@ -16,50 +16,18 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include <errno.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cfutures.h"
+#include "example_util.h"
 
-static void expect(int rc, int want, const char *what) {
-  if (rc != want) {
-    fprintf(stderr, "%s: got %d %s (%s), expected %d %s\n", what, rc,
-            cf_err_name(rc), cf_strerror(rc), want, cf_err_name(want));
-    exit(EXIT_FAILURE);
-  }
-}
-
-static void wait_sem(sem_t *s) {
-  while (sem_wait(s) != 0) {
-    if (errno != EINTR) {
-      perror("sem_wait");
-      exit(EXIT_FAILURE);
-    }
-  }
-}
-
-static void post_sem(sem_t *s) {
-  if (sem_post(s) != 0) {
-    perror("sem_post");
-    exit(EXIT_FAILURE);
-  }
-}
-
-/* Holds the only worker until the main thread posts `release`. */
-struct hold {
-  sem_t started;
-  sem_t release;
-};
-
+/* Holds the only worker until the main thread opens the gate. */
 static int hold_job(void *arg, cf_job_t *job) {
-  struct hold *h = arg;
   (void)job;
-  post_sem(&h->started);
-  wait_sem(&h->release);
+  gate_enter(arg);
   return 0;
 }
 
@@ -88,16 +56,14 @@ int main(void) {
   cf_executor_t *ex = NULL;
   expect(cf_executor_create(&ex, &opts), 0, "cf_executor_create");
 
-  struct hold h;
-  if (sem_init(&h.started, 0, 0) != 0 || sem_init(&h.release, 0, 0) != 0) {
-    perror("sem_init");
-    return EXIT_FAILURE;
-  }
+  struct gate gate;
+  gate_init(&gate);
 
   /* Occupy the only worker, and wait until it is really inside the job. */
   cf_future_t *busy = NULL;
-  expect(cf_executor_submit(ex, hold_job, &h, NULL, &busy), 0, "submit hold");
-  wait_sem(&h.started);
+  expect(cf_executor_submit(ex, hold_job, &gate, NULL, &busy), 0,
+         "submit hold");
+  gate_wait_started(&gate);
 
   /* This one has to wait in the queue. On success the pool owns `name`
    * and frees it through free_report_arg. */
@@ -134,7 +100,7 @@ int main(void) {
 
   /* Let the busy job finish; destroy waits for the queue to drain, so if
    * the cancelled job were going to run, it would have run by now. */
-  post_sem(&h.release);
+  gate_open(&gate, 1);
   expect(cf_future_result(busy, CF_FOREVER, NULL), 0, "result(busy)");
   expect(cf_executor_destroy(ex), 0, "cf_executor_destroy");
 
@@ -148,7 +114,6 @@ int main(void) {
 
   cf_future_release(busy);
   cf_future_release(queued);
-  sem_destroy(&h.started);
-  sem_destroy(&h.release);
+  gate_fini(&gate);
   return EXIT_SUCCESS;
 }

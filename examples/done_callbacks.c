@@ -14,37 +14,12 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include <errno.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cfutures.h"
-
-static void expect(int rc, int want, const char *what) {
-  if (rc != want) {
-    fprintf(stderr, "%s: got %d %s (%s), expected %s\n", what, rc,
-            cf_err_name(rc), cf_strerror(rc), cf_err_name(want));
-    exit(EXIT_FAILURE);
-  }
-}
-
-static void wait_sem(sem_t *s) {
-  while (sem_wait(s) != 0) {
-    if (errno != EINTR) {
-      perror("sem_wait");
-      exit(EXIT_FAILURE);
-    }
-  }
-}
-
-static void post_sem(sem_t *s) {
-  if (sem_post(s) != 0) {
-    perror("sem_post");
-    exit(EXIT_FAILURE);
-  }
-}
+#include "example_util.h"
 
 static pthread_t main_thread;
 
@@ -67,15 +42,9 @@ static void on_done(cf_future_t *f, void *data) {
            cf_strerror(rc));
 }
 
-struct hold {
-  sem_t started;
-  sem_t release;
-};
-
+/* Holds the only worker until the main thread opens the gate. */
 static int hold_job(void *arg, cf_job_t *job) {
-  struct hold *h = arg;
-  post_sem(&h->started);
-  wait_sem(&h->release);
+  gate_enter(arg);
   cf_job_return(job, (void *)"work done", NULL); /* static: no destructor */
   return 0;
 }
@@ -95,16 +64,14 @@ int main(void) {
   cf_executor_t *ex = NULL;
   expect(cf_executor_create(&ex, &opts), 0, "cf_executor_create");
 
-  struct hold h;
-  if (sem_init(&h.started, 0, 0) != 0 || sem_init(&h.release, 0, 0) != 0) {
-    perror("sem_init");
-    return EXIT_FAILURE;
-  }
+  struct gate gate;
+  gate_init(&gate);
 
   /* `work` keeps the only worker busy; `queued` waits behind it. */
   cf_future_t *work = NULL, *queued = NULL;
-  expect(cf_executor_submit(ex, hold_job, &h, NULL, &work), 0, "submit work");
-  wait_sem(&h.started);
+  expect(cf_executor_submit(ex, hold_job, &gate, NULL, &work), 0,
+         "submit work");
+  gate_wait_started(&gate);
   expect(cf_executor_submit(ex, never_job, NULL, NULL, &queued), 0,
          "submit queued");
 
@@ -125,7 +92,7 @@ int main(void) {
    * waiters are woken, so wait for the worker itself: shutdown(wait) returns
    * once every worker has exited, so A.1 and A.2 have run by then. */
   printf("releasing the job and shutting down:\n");
-  post_sem(&h.release);
+  gate_open(&gate, 1);
   expect(cf_executor_shutdown(ex, true, false), 0, "shutdown");
 
   /* On a done future, the callback runs at once, in the caller. */
@@ -150,7 +117,6 @@ int main(void) {
   cf_future_release(work);
   cf_future_release(queued);
   expect(cf_executor_destroy(ex), 0, "cf_executor_destroy");
-  sem_destroy(&h.started);
-  sem_destroy(&h.release);
+  gate_fini(&gate);
   return EXIT_SUCCESS;
 }

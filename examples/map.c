@@ -19,14 +19,7 @@
 #include <stdlib.h>
 
 #include "cfutures.h"
-
-static void expect(int rc, int want, const char *what) {
-  if (rc != want) {
-    fprintf(stderr, "%s: got %d %s (%s), expected %s\n", what, rc,
-            cf_err_name(rc), cf_strerror(rc), cf_err_name(want));
-    exit(EXIT_FAILURE);
-  }
-}
+#include "example_util.h"
 
 /* The job: square a small integer carried in the pointer itself, so there
  * is nothing to allocate or free. 3 is refused, to show a failing job. */

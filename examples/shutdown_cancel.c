@@ -17,27 +17,18 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include <errno.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cfutures.h"
+#include "example_util.h"
 
 #define NTASKS 6
 #define NWORKERS 2
 
-static void expect(int rc, int want, const char *what) {
-  if (rc != want) {
-    fprintf(stderr, "%s: got %d %s (%s), expected %s\n", what, rc,
-            cf_err_name(rc), cf_strerror(rc), cf_err_name(want));
-    exit(EXIT_FAILURE);
-  }
-}
-
-static sem_t started; /* posted by each task when it starts */
-static sem_t release; /* the first tasks wait on it: they hold the workers */
+/* The first NWORKERS tasks wait in it: they hold the workers. */
+static struct gate gate;
 
 struct task {
   int id;
@@ -46,15 +37,10 @@ struct task {
 
 static int task_job(void *arg, cf_job_t *job) {
   struct task *t = arg;
+  (void)job;
   atomic_store(&t->ran, 1);
-  if (sem_post(&started) != 0)
-    return cf_job_fail(job, errno, "sem_post failed");
-  if (t->id < NWORKERS) {
-    while (sem_wait(&release) != 0) {
-      if (errno != EINTR)
-        return cf_job_fail(job, errno, "sem_wait failed");
-    }
-  }
+  if (t->id < NWORKERS)
+    gate_enter(&gate);
   return 0;
 }
 
@@ -70,10 +56,8 @@ static void count_callback(cf_future_t *f, void *data) {
 }
 
 int main(void) {
-  if (sem_init(&started, 0, 0) != 0 || sem_init(&release, 0, 0) != 0) {
-    perror("sem_init");
-    return EXIT_FAILURE;
-  }
+  gate_init(&gate);
+
   cf_executor_options_t opts;
   cf_executor_options_init(&opts);
   opts.max_workers = NWORKERS;
@@ -93,14 +77,8 @@ int main(void) {
   }
 
   /* Wait until both workers are inside tasks 0 and 1: tasks 2-5 are queued. */
-  for (int i = 0; i < NWORKERS; i++) {
-    while (sem_wait(&started) != 0) {
-      if (errno != EINTR) {
-        perror("sem_wait");
-        return EXIT_FAILURE;
-      }
-    }
-  }
+  for (int i = 0; i < NWORKERS; i++)
+    gate_wait_started(&gate);
 
   /* Stop accepting work and cancel what is queued. Without wait, this
    * returns at once; the callbacks of the cancelled futures have run in
@@ -118,12 +96,7 @@ int main(void) {
 
   /* Cancelled futures count as done: with the two running tasks released,
    * waiting for everything returns. */
-  for (int i = 0; i < NWORKERS; i++) {
-    if (sem_post(&release) != 0) {
-      perror("sem_post");
-      return EXIT_FAILURE;
-    }
-  }
+  gate_open(&gate, NWORKERS);
   cf_future_t *done[NTASKS], *not_done[NTASKS];
   size_t ndone = 0, nnot_done = 0;
   expect(cf_wait(fs, NTASKS, CF_FOREVER, CF_ALL_COMPLETED, done, &ndone,
@@ -151,7 +124,6 @@ int main(void) {
     fprintf(stderr, "unexpected counts\n");
     return EXIT_FAILURE;
   }
-  sem_destroy(&started);
-  sem_destroy(&release);
+  gate_fini(&gate);
   return EXIT_SUCCESS;
 }

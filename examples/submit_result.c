@@ -28,24 +28,7 @@
 #include <stdlib.h>
 
 #include "cfutures.h"
-
-/* Exit with a message when a call did not return what we expected. */
-static void expect(int rc, int want, const char *what) {
-  if (rc != want) {
-    fprintf(stderr, "%s: got %d %s (%s), expected %s\n", what, rc,
-            cf_err_name(rc), cf_strerror(rc), cf_err_name(want));
-    exit(EXIT_FAILURE);
-  }
-}
-
-static void wait_sem(sem_t *s) {
-  while (sem_wait(s) != 0) {
-    if (errno != EINTR) {
-      perror("sem_wait");
-      exit(EXIT_FAILURE);
-    }
-  }
-}
+#include "example_util.h"
 
 static void print_repr(const char *label, const cf_future_t *f) {
   char buf[128];
@@ -99,10 +82,7 @@ int main(void) {
 
   /* 1. A result() that times out, then one that succeeds. */
   struct sum_args args = {.n = 1000};
-  if (sem_init(&args.go, 0, 0) != 0) {
-    perror("sem_init");
-    return EXIT_FAILURE;
-  }
+  init_sem(&args.go);
   cf_future_t *f = NULL;
   expect(cf_executor_submit(ex, sum_job, &args, NULL, &f), 0, "submit sum");
 
@@ -112,10 +92,7 @@ int main(void) {
   printf("result(timeout=0.05): %s (%s)\n", cf_err_name(rc), cf_strerror(rc));
   print_repr("  while waiting", f);
 
-  if (sem_post(&args.go) != 0) {
-    perror("sem_post");
-    return EXIT_FAILURE;
-  }
+  post_sem(&args.go);
   expect(cf_future_result(f, CF_FOREVER, &value), 0, "result(f, forever)");
   printf("result(): sum of 1..%ld = %ld\n", args.n, *(long *)value);
   print_repr("  after", f);

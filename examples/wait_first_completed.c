@@ -23,24 +23,14 @@
 #include <stdlib.h>
 
 #include "cfutures.h"
+#include "example_util.h"
 
 #define NJOBS 3
-
-static void expect(int rc, int want, const char *what) {
-  if (rc != want) {
-    fprintf(stderr, "%s: got %d %s (%s), expected %s\n", what, rc,
-            cf_err_name(rc), cf_strerror(rc), cf_err_name(want));
-    exit(EXIT_FAILURE);
-  }
-}
 
 static sem_t server_reply; /* posted once per slow job allowed to finish */
 
 static int slow_job(void *arg, cf_job_t *job) {
-  while (sem_wait(&server_reply) != 0) {
-    if (errno != EINTR)
-      return cf_job_fail(job, errno, "sem_wait failed");
-  }
+  wait_sem(&server_reply);
   cf_job_return(job, arg, NULL); /* arg is a static string */
   return 0;
 }
@@ -85,10 +75,8 @@ static void print_sets(const char *title, cf_future_t **done, size_t ndone,
 }
 
 int main(void) {
-  if (sem_init(&server_reply, 0, 0) != 0) {
-    perror("sem_init");
-    return EXIT_FAILURE;
-  }
+  init_sem(&server_reply);
+
   cf_executor_options_t opts;
   cf_executor_options_init(&opts);
   opts.max_workers = NJOBS;
@@ -127,12 +115,8 @@ int main(void) {
              nnot_done);
 
   /* 3. Let the slow jobs finish and wait for all of them. */
-  for (int i = 0; i < 2; i++) {
-    if (sem_post(&server_reply) != 0) {
-      perror("sem_post");
-      return EXIT_FAILURE;
-    }
-  }
+  post_sem(&server_reply);
+  post_sem(&server_reply);
   expect(cf_wait(fs, NJOBS, CF_FOREVER, CF_ALL_COMPLETED, done, &ndone,
                  not_done, &nnot_done),
          0, "wait ALL_COMPLETED");
