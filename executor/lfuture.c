@@ -17,6 +17,10 @@ cf_lfuture_t *cf__lfuture_new(cf_loop_t *loop) {
   if (f != NULL) {
     f->loop = loop;
     f->refs = 1;
+    f->next = loop->lfutures;
+    if (f->next != NULL)
+      f->next->prev = f;
+    loop->lfutures = f;
   }
   return f;
 }
@@ -37,24 +41,41 @@ cf_lfuture_t *cf_lfuture_retain(cf_lfuture_t *f) {
   return f;
 }
 
+static void free_list(struct lf_callback *cb);
+
 static void lfuture_free(cf_lfuture_t *f) {
+  if (f->loop != NULL) {
+    if (f->prev != NULL)
+      f->prev->next = f->next;
+    else
+      f->loop->lfutures = f->next;
+    if (f->next != NULL)
+      f->next->prev = f->prev;
+  }
   if (f->on_free != NULL)
     f->on_free(f);
   if (f->state == LF_FINISHED && f->code == 0 && f->value_dtor != NULL)
     f->value_dtor(f->value);
   free(f->message);
-  while (f->callbacks != NULL) { /* only if it never completed */
-    struct lf_callback *next = f->callbacks->next;
-    free(f->callbacks);
-    f->callbacks = next;
-  }
+  free_list(f->callbacks); /* only if it never completed */
   free(f);
+}
+
+void cf__lfuture_detach_all(cf_loop_t *loop) {
+  for (cf_lfuture_t *f = loop->lfutures; f != NULL; f = f->next) {
+    f->loop = NULL;
+    if (f->state == LF_PENDING)
+      f->state = LF_CANCELLED; /* the loop is gone: its callbacks too */
+    free_list(f->callbacks);
+    f->callbacks = f->callbacks_tail = NULL;
+  }
+  loop->lfutures = NULL;
 }
 
 void cf_lfuture_release(cf_lfuture_t *f) {
   if (f == NULL || --f->refs > 0)
     return;
-  if (f->state == LF_PENDING && f->task == NULL) {
+  if (f->state == LF_PENDING && f->task == NULL && f->loop != NULL) {
     f->refs = 1; /* nobody can complete it: end it so callbacks run */
     cf_lfuture_cancel(f);
     if (--f->refs > 0)
@@ -98,6 +119,10 @@ static void drop_callbacks(void *arg) {
 static int schedule_callbacks(cf_lfuture_t *f, struct lf_callback *list) {
   if (list == NULL)
     return 0;
+  if (f->loop == NULL) { /* closed: nothing runs any more */
+    free_list(list);
+    return CF_ESHUTDOWN;
+  }
   struct cb_run *run = malloc(sizeof(*run));
   if (run == NULL ||
       cf__loop_soon(f->loop, run_callbacks, run, drop_callbacks, NULL) != 0) {
@@ -150,17 +175,17 @@ int cf_lfuture_add_done_callback(cf_lfuture_t *f, cf_lfuture_fn fn,
 
 /* ---- state ---- */
 
-int cf_lfuture_cancel(cf_lfuture_t *f) {
-  if (f == NULL)
-    return CF_EINVAL;
-  if (f->task != NULL)
-    return cf__task_cancel(f->task);
+int cf__lfuture_cancel_plain(cf_lfuture_t *f) {
   if (f->state != LF_PENDING)
     return 0;
   settle(f, LF_CANCELLED);
-  if (f->on_cancel != NULL)
-    f->on_cancel(f);
   return 1;
+}
+
+int cf_lfuture_cancel(cf_lfuture_t *f) {
+  if (f == NULL)
+    return CF_EINVAL;
+  return f->cancel != NULL ? f->cancel(f) : cf__lfuture_cancel_plain(f);
 }
 
 int cf_lfuture_done(const cf_lfuture_t *f) {
@@ -257,10 +282,13 @@ static void wrap_delivered(cf_future_t *pf, int status, void *data) {
   cf_lfuture_release(f); /* the delivery's reference */
 }
 
-static void wrap_cancel(cf_lfuture_t *f) {
+static int wrap_cancel(cf_lfuture_t *f) {
+  if (!cf__lfuture_cancel_plain(f))
+    return 0;
   struct wrap *w = f->ext;
   if (w->then != NULL)
     cf_then_cancel(w->then); /* cancels the pool future if still queued */
+  return 1;
 }
 
 static void wrap_free(cf_lfuture_t *f) {
@@ -275,13 +303,13 @@ int cf_lfuture_wrap(cf_loop_t *loop, cf_future_t *pf, cf_lfuture_t **out) {
   cf_lfuture_t *f = cf__lfuture_new(loop);
   struct wrap *w = calloc(1, sizeof(*w));
   if (f == NULL || w == NULL) {
-    free(f);
+    cf_lfuture_release(f);
     free(w);
     return CF_ENOMEM;
   }
   w->source = cf_future_retain(pf);
   f->ext = w;
-  f->on_cancel = wrap_cancel;
+  f->cancel = wrap_cancel;
   f->on_free = wrap_free;
   cf_lfuture_retain(f); /* for the delivery */
   int rc = cf_bridge_then(loop->bridge, pf, wrap_delivered, f, &w->then);
@@ -302,13 +330,18 @@ cf_future_t *cf_lfuture_source(const cf_lfuture_t *f) {
 
 /* ---- shield ---- */
 
+/* inner is done. outer keeps inner only from here on, for the value it
+ * shares: a reference taken at creation would make a cycle with the
+ * callback's reference to outer, and leak both if inner never ends. */
 static void shield_copy(cf_lfuture_t *inner, void *data) {
   cf_lfuture_t *outer = data;
   if (outer->state == LF_PENDING) {
-    if (inner->state == LF_CANCELLED)
+    if (inner->state == LF_CANCELLED) {
       cf__lfuture_cancel_quietly(outer);
-    else
+    } else {
+      outer->ext = cf_lfuture_retain(inner);
       copy_outcome(outer, inner->code, inner->value, inner->message);
+    }
   }
   cf_lfuture_release(outer);
 }
@@ -321,8 +354,7 @@ int cf_shield(cf_lfuture_t *inner, cf_lfuture_t **out) {
   cf_lfuture_t *outer = cf__lfuture_new(inner->loop);
   if (outer == NULL)
     return CF_ENOMEM;
-  outer->ext = cf_lfuture_retain(inner); /* the value stays inner's */
-  outer->on_free = shield_free;
+  outer->on_free = shield_free; /* the value stays inner's */
   cf_lfuture_retain(outer);
   int rc = cf_lfuture_add_done_callback(inner, shield_copy, outer);
   if (rc != 0) {
@@ -337,36 +369,57 @@ int cf_shield(cf_lfuture_t *inner, cf_lfuture_t **out) {
 
 /* ---- gather ---- */
 
+/* The outer future does not hold its children: each child's done callback
+ * holds the outer, and a child not yet reported done is alive (pending
+ * ones are held by someone; done ones by their scheduled callbacks). */
+struct gather_child {
+  cf_lfuture_t *outer;
+  cf_lfuture_t *child;
+  bool done;
+};
+
 struct gather {
-  cf_lfuture_t **children;
+  struct gather_child *children;
   size_t n, left;
+  bool cancel_requested;
 };
 
 static void gather_child_done(cf_lfuture_t *child, void *data) {
-  cf_lfuture_t *outer = data;
+  struct gather_child *c = data;
+  cf_lfuture_t *outer = c->outer;
   struct gather *g = outer->ext;
+  c->done = true;
   g->left--;
   if (outer->state == LF_PENDING) {
     if (child->state == LF_CANCELLED)
       cf__lfuture_cancel_quietly(outer);
     else if (child->code != 0)
       copy_outcome(outer, child->code, NULL, child->message);
+    else if (g->left == 0 && g->cancel_requested)
+      cf__lfuture_cancel_quietly(outer);
     else if (g->left == 0)
       cf__lfuture_finish(outer, 0, NULL, NULL, NULL);
   }
   cf_lfuture_release(outer);
 }
 
-static void gather_cancel(cf_lfuture_t *outer) {
+/* asyncio's _GatheringFuture.cancel: cancel the children not done yet;
+ * the outer ends cancelled once they have ended. */
+static int gather_cancel(cf_lfuture_t *outer) {
   struct gather *g = outer->ext;
+  if (outer->state != LF_PENDING)
+    return 0;
+  int cancelled = 0;
   for (size_t i = 0; i < g->n; i++)
-    cf_lfuture_cancel(g->children[i]);
+    if (!g->children[i].done && cf_lfuture_cancel(g->children[i].child) == 1)
+      cancelled = 1;
+  if (cancelled)
+    g->cancel_requested = true;
+  return cancelled;
 }
 
 static void gather_free(cf_lfuture_t *outer) {
   struct gather *g = outer->ext;
-  for (size_t i = 0; i < g->n; i++)
-    cf_lfuture_release(g->children[i]);
   free(g->children);
   free(g);
 }
@@ -380,26 +433,32 @@ int cf_gather(cf_loop_t *loop, cf_lfuture_t *const *fs, size_t n,
       return CF_EINVAL;
   cf_lfuture_t *outer = cf__lfuture_new(loop);
   struct gather *g = calloc(1, sizeof(*g));
-  cf_lfuture_t **children = n ? calloc(n, sizeof(*children)) : NULL;
+  struct gather_child *children = n ? calloc(n, sizeof(*children)) : NULL;
   if (outer == NULL || g == NULL || (n > 0 && children == NULL)) {
-    free(outer);
+    if (outer != NULL)
+      cf_lfuture_release(outer);
     free(g);
     free(children);
     return CF_ENOMEM;
   }
   g->children = children;
   outer->ext = g;
-  outer->on_cancel = gather_cancel;
+  outer->cancel = gather_cancel;
   outer->on_free = gather_free;
   for (size_t i = 0; i < n; i++) {
-    int rc = cf_lfuture_add_done_callback(fs[i], gather_child_done, outer);
+    struct gather_child *c = &g->children[i];
+    c->outer = outer;
+    c->child = fs[i];
+    int rc = cf_lfuture_add_done_callback(fs[i], gather_child_done, c);
     if (rc != 0) { /* end it without touching the children */
-      outer->on_cancel = NULL;
+      outer->cancel = NULL;
+      for (size_t j = i; j < n; j++)
+        g->children[j].done = true;
       cf_lfuture_cancel(outer);
       cf_lfuture_release(outer);
       return rc;
     }
-    g->children[g->n++] = cf_lfuture_retain(fs[i]);
+    g->n++;
     g->left++;
     cf_lfuture_retain(outer);
   }

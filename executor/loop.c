@@ -178,10 +178,33 @@ int cf_loop_call_later(cf_loop_t *loop, double delay, cf_loop_fn fn, void *arg,
                          arg, h);
 }
 
+struct threadsafe_call {
+  cf_loop_t *loop;
+  cf_loop_fn fn;
+  void *arg;
+};
+
+/* On the loop thread, inside the bridge's dispatch. */
+static void run_threadsafe(void *arg) {
+  struct threadsafe_call *c = arg;
+  if (!c->loop->dropping) /* close drops what is still queued */
+    c->fn(c->arg);
+  free(c);
+}
+
 int cf_loop_call_soon_threadsafe(cf_loop_t *loop, cf_loop_fn fn, void *arg) {
   if (loop == NULL || fn == NULL)
     return CF_EINVAL;
-  return cf_bridge_call_threadsafe(loop->bridge, fn, arg);
+  struct threadsafe_call *c = malloc(sizeof(*c));
+  if (c == NULL)
+    return CF_ENOMEM;
+  c->loop = loop;
+  c->fn = fn;
+  c->arg = arg;
+  int rc = cf_bridge_call_threadsafe(loop->bridge, run_threadsafe, c);
+  if (rc != 0)
+    free(c);
+  return rc;
 }
 
 int cf_handle_cancel(cf_handle_t *h) {
@@ -389,8 +412,9 @@ int cf_loop_run_forever(cf_loop_t *loop) {
   if (loop->running || cf__current_task != NULL)
     return CF_EINVALID_STATE;
   loop->running = true;
-  while (!loop->stopping)
+  do /* a stop() before the run still lets one iteration through */
     run_iteration(loop, CF_FOREVER);
+  while (!loop->stopping);
   loop->stopping = false;
   loop->running = false;
   return 0;
@@ -544,6 +568,7 @@ int cf_loop_close(cf_loop_t *loop) {
   }
   /* Deliveries still in flight end cancelled; what that schedules, and
    * everything else still scheduled, is dropped. */
+  loop->dropping = true;
   cf_bridge_destroy(loop->bridge);
   while (loop->ready_head != NULL) {
     cf_handle_t *h = loop->ready_head;
@@ -552,6 +577,7 @@ int cf_loop_close(cf_loop_t *loop) {
   }
   while (loop->heap_len > 0)
     handle_discard(heap_pop(loop));
+  cf__lfuture_detach_all(loop);
   free(loop->heap);
   free(loop->fds);
   if (loop->epfd >= 0)

@@ -39,11 +39,12 @@ struct cf_lfuture {
   cf_free_fn value_dtor;
   char *message;
   struct lf_callback *callbacks, *callbacks_tail;
-  /* What cancelling it also does (wrap, gather); NULL for plain futures. */
-  void (*on_cancel)(cf_lfuture_t *f);
+  /* cancel() for its kind (task, wrap, gather); NULL: a plain future's. */
+  int (*cancel)(cf_lfuture_t *f);
   void (*on_free)(cf_lfuture_t *f); /* kind-specific clean-up */
   void *ext;          /* kind-specific data */
   struct task *task;  /* non-NULL for tasks */
+  cf_lfuture_t *prev, *next; /* the loop's live futures, for close */
 };
 
 struct task {
@@ -90,6 +91,8 @@ struct cf_loop {
   cf__coro_t main;
   struct task *tasks;
   size_t ntasks;
+  cf_lfuture_t *lfutures; /* every live loop future */
+  bool dropping; /* close: queued threadsafe calls are dropped, not run */
 };
 
 /* Schedule an internal callback; drop(arg) runs if it never runs. */
@@ -102,10 +105,17 @@ int cf__loop_at(cf_loop_t *loop, double when, cf_loop_fn fn, void *arg,
 cf_lfuture_t *cf__lfuture_new(cf_loop_t *loop);
 
 /* Complete f (must be pending): FINISHED with value or failure, or
- * CANCELLED without running on_cancel. Schedules its callbacks. */
+ * CANCELLED without the kind's cancel. Schedules its callbacks. */
 void cf__lfuture_finish(cf_lfuture_t *f, int code, void *value,
                         cf_free_fn dtor, char *message);
 void cf__lfuture_cancel_quietly(cf_lfuture_t *f);
+
+/* A plain future's cancel: 1 if it was pending. */
+int cf__lfuture_cancel_plain(cf_lfuture_t *f);
+
+/* Close: end every live future of the loop and cut it off the loop, so
+ * a later release frees it without touching the loop. */
+void cf__lfuture_detach_all(cf_loop_t *loop);
 
 /* The outcome of a done future as an await returns it. */
 int cf__lfuture_outcome(const cf_lfuture_t *f, void **value);

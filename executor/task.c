@@ -99,6 +99,8 @@ static int schedule_step(struct task *t) {
 
 static void task_free(cf_lfuture_t *f) { free(f->task); }
 
+static int task_cancel(cf_lfuture_t *f) { return cf__task_cancel(f->task); }
+
 int cf_task_create(cf_loop_t *loop, cf_coro_fn fn, void *arg,
                    cf_lfuture_t **out) {
   if (loop == NULL || fn == NULL)
@@ -108,7 +110,7 @@ int cf_task_create(cf_loop_t *loop, cf_coro_fn fn, void *arg,
   cf_lfuture_t *f = cf__lfuture_new(loop);
   struct task *t = calloc(1, sizeof(*t));
   if (f == NULL || t == NULL) {
-    free(f);
+    cf_lfuture_release(f);
     free(t);
     return CF_ENOMEM;
   }
@@ -116,12 +118,14 @@ int cf_task_create(cf_loop_t *loop, cf_coro_fn fn, void *arg,
   t->fn = fn;
   t->arg = arg;
   f->task = t;
+  f->cancel = task_cancel;
   f->on_free = task_free;
   int rc = schedule_step(t);
   if (rc != 0) {
     f->task = NULL;
+    f->cancel = NULL;
     free(t);
-    free(f);
+    cf_lfuture_release(f);
     return rc;
   }
   t->next = loop->tasks;
@@ -231,14 +235,21 @@ int cf_await_future(cf_future_t *pf, void **value) {
   return rc;
 }
 
+/* A sleep's future keeps its timer in ext until the timer fires or is
+ * dropped, so the sleeper knows whether it may still cancel it. */
 static void sleep_wake(void *arg) {
   cf_lfuture_t *f = arg;
+  f->ext = NULL;
   if (f->state == LF_PENDING)
     cf__lfuture_finish(f, 0, NULL, NULL, NULL);
   cf_lfuture_release(f);
 }
 
-static void sleep_drop(void *arg) { cf_lfuture_release(arg); }
+static void sleep_drop(void *arg) {
+  cf_lfuture_t *f = arg;
+  f->ext = NULL;
+  cf_lfuture_release(f);
+}
 
 int cf_sleep(double delay) {
   struct task *t = cf__current_task;
@@ -258,10 +269,11 @@ int cf_sleep(double delay) {
     cf_lfuture_release(f);
     return rc;
   }
+  f->ext = h;
   cf_lfuture_retain(f); /* the timer's */
   rc = cf_await(f, NULL);
-  if (f->state == LF_CANCELLED || rc == CF_ECANCELLED)
-    cf_handle_cancel(h); /* 0 if it already fired */
+  if (f->ext != NULL) /* cancelled before the timer fired */
+    cf_handle_cancel(f->ext);
   cf_lfuture_release(f);
   return rc;
 }

@@ -30,7 +30,8 @@ typedef struct cf_loop cf_loop_t;
 /* A loop future (asyncio.Future). A task is a loop future too. */
 typedef struct cf_lfuture cf_lfuture_t;
 
-/* A scheduled callback or timer; valid until it ran or was cancelled. */
+/* A scheduled callback or timer: valid until it ran, or until the loop
+ * discards it after a cancel (do not touch it after the next iteration). */
 typedef struct cf_handle cf_handle_t;
 
 typedef void (*cf_loop_fn)(void *arg);
@@ -65,9 +66,12 @@ CF_EXTERN CF_NODISCARD int cf_loop_create(cf_loop_t **out,
 
 /* Close and free the loop: every task not done is cancelled and the loop
  * runs until they have all ended (as asyncio.run does on exit); callbacks
- * still scheduled are dropped; the executor the loop created is shut down
- * and destroyed. Errors: CF_EINVALID_STATE (called while the loop runs:
- * nothing happens). NULL is a no-op returning 0. */
+ * still scheduled (call_soon_threadsafe ones too) are dropped; the executor
+ * the loop created is shut down and destroyed. Loop futures still
+ * referenced end cancelled without running their callbacks; afterwards
+ * only queries and cf_lfuture_release may be used on them. Errors:
+ * CF_EINVALID_STATE (called while the loop runs: nothing happens). NULL is
+ * a no-op returning 0. */
 CF_EXTERN int cf_loop_close(cf_loop_t *loop);
 
 /* The loop's clock: CLOCK_MONOTONIC in seconds. */
@@ -112,7 +116,7 @@ CF_EXTERN CF_NODISCARD int cf_loop_add_writer(cf_loop_t *loop, int fd,
 CF_EXTERN int cf_loop_remove_writer(cf_loop_t *loop, int fd);
 
 /* Run until cf_loop_stop is called (the current iteration completes
- * first). Errors: CF_EINVALID_STATE (already running, or called from a
+ * first; a stop before the run lets one iteration through). Errors: CF_EINVALID_STATE (already running, or called from a
  * task). */
 CF_EXTERN int cf_loop_run_forever(cf_loop_t *loop);
 
@@ -249,8 +253,10 @@ CF_EXTERN int cf_timeout_exit(cf_timeout_t *scope, int rc);
 
 /* asyncio.gather: a future done when all of fs are done; it fails with the
  * first failure or cancellation among them (the others go on). Cancelling
- * it cancels every child. Results are read from the children. Errors:
- * CF_EINVAL, CF_ENOMEM. May be called outside a task. */
+ * it cancels the children not done yet (0 if there are none) and it ends
+ * cancelled once they have ended. It does not hold the children: results
+ * are read from them. Errors: CF_EINVAL, CF_ENOMEM. May be called outside
+ * a task. */
 CF_EXTERN CF_NODISCARD int cf_gather(cf_loop_t *loop, cf_lfuture_t *const *fs,
                                      size_t n, cf_lfuture_t **out);
 
