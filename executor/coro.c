@@ -19,6 +19,10 @@
 #endif
 #endif
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h> /* tell memcheck where task stacks are */
+#endif
+
 #ifdef CF__ASAN
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
                                     size_t size);
@@ -214,6 +218,10 @@ int cf__coro_init(cf__coro_t *c, void *stack, size_t size,
   if (c->tsan_fiber == NULL)
     return -1;
 #endif
+#ifdef HAVE_VALGRIND_VALGRIND_H
+  c->valgrind_stack_id =
+      VALGRIND_STACK_REGISTER(stack, (char *)stack + size);
+#endif
   raw_init(c);
   return 0;
 }
@@ -242,6 +250,10 @@ void cf__coro_switch(cf__coro_t *from, cf__coro_t *to) {
 void cf__coro_exit(cf__coro_t *c, cf__coro_t *to) { do_switch(c, to, true); }
 
 void cf__coro_fini(cf__coro_t *c) {
+#ifdef HAVE_VALGRIND_VALGRIND_H
+  if (c->stack != NULL)
+    VALGRIND_STACK_DEREGISTER(c->valgrind_stack_id);
+#endif
 #ifdef CF__TSAN
   if (c->stack != NULL && c->tsan_fiber != NULL)
     __tsan_destroy_fiber(c->tsan_fiber);

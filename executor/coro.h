@@ -33,6 +33,7 @@ typedef struct cf__coro {
   void *asan_fake_stack;
   const void *asan_bottom; /* where ASan believes this context's stack is */
   size_t asan_size;
+  unsigned valgrind_stack_id;
 } cf__coro_t;
 
 /* Describe the calling thread's own context (the loop's). */

@@ -76,7 +76,7 @@ struct cf_executor {
 /* How long an idle worker watches the queue before it parks. */
 #define SPIN_ROUNDS 2000
 
-static _Thread_local cf_executor_t *current_executor;
+_Thread_local cf_executor_t *cf__current_executor;
 
 _Atomic unsigned cf__fork_generation;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -190,20 +190,19 @@ static void drop_item(cf_future_t *f) {
   cf_future_release(f);
 }
 
-static void run_item(cf_executor_t *ex, cf_future_t *f) {
-  if (!cf__future_start(f)) { /* cancelled while queued */
-    drop_item(f);
-    atomic_fetch_add(&ex->available, 1);
-    return;
-  }
+/* Run the job of a started future and complete it. `available` (NULL
+ * for a job run by a waiting worker) is bumped before the future
+ * completes: see DESIGN. */
+static void run_job(cf_future_t *f, _Atomic long *available) {
   cf_job_t job = {f, NULL, NULL, NULL};
+  cf_future_t *outer = cf__current_job; /* a job helped from inside one */
   cf__current_job = f;
   int rc = f->fn(f->arg, &job);
-  cf__current_job = NULL;
+  cf__current_job = outer;
   if (f->arg_dtor != NULL)
     f->arg_dtor(f->arg);
-  /* Count as available before the future completes: see DESIGN. */
-  atomic_fetch_add(&ex->available, 1);
+  if (available != NULL)
+    atomic_fetch_add(available, 1);
   if (rc == 0) {
     free(job.message);
     if (cf__future_finish(f, 0, job.value, job.value_dtor, NULL) != 0 &&
@@ -218,7 +217,26 @@ static void run_item(cf_executor_t *ex, cf_future_t *f) {
     else if (cf__future_finish(f, rc, NULL, NULL, job.message) != 0)
       free(job.message);
   }
-  cf_future_release(f);
+}
+
+static void run_item(cf_executor_t *ex, cf_future_t *f) {
+  if (cf__future_start(f)) {
+    run_job(f, &ex->available);
+    cf_future_release(f);
+    return;
+  }
+  /* Cancelled while queued, or run already by a worker that waited for
+   * it (which ran the argument's destructor too). */
+  if (atomic_load(&f->state) & CF__STATE_INLINE)
+    cf_future_release(f);
+  else
+    drop_item(f);
+  atomic_fetch_add(&ex->available, 1);
+}
+
+void cf__executor_help(cf_future_t *f) {
+  if (cf__future_claim(f))
+    run_job(f, NULL); /* the queue still holds its reference */
 }
 
 /* The initializer failed: no more submits; fail what is queued. */
@@ -271,7 +289,7 @@ static void *worker_main(void *arg) {
   struct worker *w = arg;
   cf_executor_t *ex = w->ex;
   name_thread(ex, w->index);
-  current_executor = ex;
+  cf__current_executor = ex;
   if (ex->initializer != NULL && ex->initializer(ex->initializer_arg) != 0) {
     break_pool(ex);
     return NULL;
@@ -363,6 +381,7 @@ int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn, void *arg,
   cf_future_t *f = cf__future_new();
   if (f == NULL)
     return CF_ENOMEM;
+  f->owner = ex;
   f->fn = fn;
   f->arg = arg;
   f->arg_dtor = arg_dtor;
@@ -433,7 +452,7 @@ int cf_executor_shutdown(cf_executor_t *ex, bool wait, bool cancel_futures) {
     return CF_EINVAL;
   if (forked(ex))
     return CF_EFORKED;
-  if (wait && current_executor == ex)
+  if (wait && cf__current_executor == ex)
     return CF_EDEADLK;
   pthread_mutex_lock(&ex->mu);
   ex->shutdown = true;
@@ -465,7 +484,7 @@ int cf_executor_shutdown(cf_executor_t *ex, bool wait, bool cancel_futures) {
 int cf_executor_destroy(cf_executor_t *ex) {
   if (ex == NULL)
     return 0;
-  if (current_executor == ex)
+  if (cf__current_executor == ex)
     return CF_EDEADLK;
   int rc = cf_executor_shutdown(ex, true, false);
   if (rc != 0)

@@ -60,7 +60,8 @@ static uint32_t settle_locked(cf_future_t *f, uint32_t allowed, uint32_t to) {
     if (!(allowed & BIT(s & CF__STATE_MASK)))
       return UINT32_MAX;
   } while (!atomic_compare_exchange_weak_explicit(
-      &f->state, &s, to, memory_order_acq_rel, memory_order_relaxed));
+      &f->state, &s, to | (s & CF__STATE_INLINE), memory_order_acq_rel,
+      memory_order_relaxed));
   return s;
 }
 
@@ -272,6 +273,9 @@ static int wait_timeout(cf_future_t *f, double timeout) {
     return CF_EINVAL;
   if (f == cf__current_job && !cf__state_done(load_state(f)))
     return CF_EDEADLK;
+  if (d.kind == CF__DL_FOREVER && f->owner != NULL &&
+      f->owner == cf__current_executor)
+    cf__executor_help(f);
   int rc = cf__future_wait(f, &d);
   if (rc != 0)
     return rc;
@@ -361,6 +365,16 @@ static int start(cf_future_t *f) {
 }
 
 bool cf__future_start(cf_future_t *f) { return start(f) == 1; }
+
+bool cf__future_claim(cf_future_t *f) {
+  uint32_t s = load_state(f);
+  while ((s & CF__STATE_MASK) == CF_STATE_PENDING)
+    if (atomic_compare_exchange_weak_explicit(
+            &f->state, &s, CF_STATE_RUNNING | CF__STATE_INLINE | (s & CF__STATE_SLEEPERS),
+            memory_order_acq_rel, memory_order_acquire))
+      return true;
+  return false;
+}
 
 int cf_future_set_running_or_notify_cancel(cf_future_t *f) {
   if (f == NULL)

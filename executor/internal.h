@@ -17,6 +17,7 @@
 #define CF__STATE_MASK 0x7u
 #define CF__STATE_SLEEPERS 0x8u
 #define CF__STATE_CANCEL_REQUESTED 0x10u /* cancel() seen while running */
+#define CF__STATE_INLINE 0x20u /* run by a waiting worker, not by the queue */
 
 static inline bool cf__state_done(uint32_t s) {
   return (s & CF__STATE_MASK) >= CF_STATE_CANCELLED;
@@ -56,7 +57,8 @@ struct cf_future {
   void *cb_data;
   struct cf__callback *cb_more;
   struct cf__wnode *waiters;
-  /* Executor futures: the job and the run-queue link. */
+  /* Executor futures: the job, its pool and the run-queue link. */
+  struct cf_executor *owner;
   cf_future_t *next;
   cf_job_fn fn;
   void *arg;
@@ -95,6 +97,17 @@ bool cf__future_failed(const cf_future_t *f);
 
 /* The future whose job runs on this thread, or NULL. */
 extern _Thread_local cf_future_t *cf__current_job;
+
+/* The pool whose worker this thread is, or NULL. */
+extern _Thread_local struct cf_executor *cf__current_executor;
+
+/* PENDING -> RUNNING for a worker that runs f itself: true if claimed. */
+bool cf__future_claim(cf_future_t *f);
+
+/* A worker of f's pool is about to wait for f without a time limit: if f
+ * is still queued, run it here rather than wait for a worker that may
+ * never come (every worker may be waiting like this one). */
+void cf__executor_help(cf_future_t *f);
 
 /* Waiters: the shared mechanism of cf_wait and cf_as_completed. */
 typedef enum {

@@ -202,20 +202,20 @@ int cf_await(cf_lfuture_t *f, void **value) {
     return CF_EINVAL;
   if (t == NULL || f == t->self || f->loop != t->self->loop)
     return CF_EINVALID_STATE;
-  if (take_cancel(t))
-    return CF_ECANCELLED;
-  if (f->state == LF_PENDING) {
-    int rc = cf_lfuture_add_done_callback(f, wakeup, t);
-    if (rc != 0)
-      return rc;
-    t->fut_waiter = cf_lfuture_retain(f);
-    cf__coro_switch(&t->coro, &f->loop->main);
-    t->fut_waiter = NULL;
-    cf_lfuture_release(f);
-    if (take_cancel(t))
-      return CF_ECANCELLED;
-  }
-  return cf__lfuture_outcome(f, value);
+  if (f->state != LF_PENDING)
+    return take_cancel(t) ? CF_ECANCELLED : cf__lfuture_outcome(f, value);
+  /* A request made while the task ran goes to what it now waits for, as
+   * asyncio's __step does; the await then reports how that ended. */
+  if (t->must_cancel && cf_lfuture_cancel(f) == 1)
+    t->must_cancel = false;
+  int rc = cf_lfuture_add_done_callback(f, wakeup, t);
+  if (rc != 0)
+    return rc;
+  t->fut_waiter = cf_lfuture_retain(f);
+  cf__coro_switch(&t->coro, &f->loop->main);
+  t->fut_waiter = NULL;
+  cf_lfuture_release(f);
+  return take_cancel(t) ? CF_ECANCELLED : cf__lfuture_outcome(f, value);
 }
 
 int cf_await_future(cf_future_t *pf, void **value) {
@@ -329,25 +329,46 @@ int cf_timeout_exit(cf_timeout_t *s, int rc) {
   return rc;
 }
 
+static void release_waiter(cf_lfuture_t *f, void *data) {
+  (void)f;
+  cf_lfuture_t *waiter = data;
+  if (waiter->state == LF_PENDING)
+    cf__lfuture_finish(waiter, 0, NULL, NULL, NULL);
+  cf_lfuture_release(waiter);
+}
+
+/* asyncio's _cancel_and_wait: cancel f and wait until it has really ended
+ * (its cleanup ran, bpo-32751). 0 once it ended, or CF_ECANCELLED if this
+ * task was cancelled meanwhile (f goes on with its cleanup). */
+static int cancel_and_wait(cf_lfuture_t *f) {
+  cf_lfuture_t *waiter = cf__lfuture_new(f->loop);
+  if (waiter == NULL)
+    return CF_ENOMEM;
+  int rc = cf_lfuture_add_done_callback(f, release_waiter,
+                                        cf_lfuture_retain(waiter));
+  if (rc != 0) {
+    cf_lfuture_release(waiter);
+    cf_lfuture_release(waiter);
+    return rc;
+  }
+  cf_lfuture_cancel(f);
+  rc = cf_await(waiter, NULL);
+  cf_lfuture_release(waiter);
+  return rc;
+}
+
 int cf_wait_for(cf_lfuture_t *f, double timeout, void **value) {
   struct task *t = cf__current_task;
   if (f == NULL || isnan(timeout))
     return CF_EINVAL;
-  if (t == NULL)
+  if (t == NULL || f == t->self || f->loop != t->self->loop)
     return CF_EINVALID_STATE;
   if (timeout <= 0) {
     if (f->state != LF_PENDING)
       return cf__lfuture_outcome(f, value);
-    /* Cancel it and wait until it has really ended (bpo-32751). */
-    cf_lfuture_cancel(f);
-    int rc;
-    cf_lfuture_t *waiter;
-    if ((rc = cf_shield(f, &waiter)) != 0)
+    int rc = cancel_and_wait(f);
+    if (rc != 0)
       return rc;
-    do
-      rc = cf_await(waiter, NULL);
-    while (rc == CF_ECANCELLED && f->state == LF_PENDING);
-    cf_lfuture_release(waiter);
     rc = cf__lfuture_outcome(f, value);
     return rc == CF_ECANCELLED ? CF_ETIMEDOUT : rc;
   }

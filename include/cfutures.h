@@ -157,8 +157,11 @@ CF_EXTERN int cf_future_repr(const cf_future_t *f, char *buf, size_t size);
  *   CF_ECANCELLED  cancelled;  CF_ETIMEDOUT  not done in time;
  *   CF_EINVAL      f NULL or timeout NaN;
  *   CF_EDEADLK     called from inside the job that completes f.
- * Must not be called while holding a lock that the job or the code
- * completing f takes. */
+ * A worker of f's own pool that waits without a time limit (CF_FOREVER)
+ * for f while f is still queued runs f's job itself instead of waiting
+ * for a free worker, so jobs (and done callbacks) may wait for jobs of
+ * their own pool without deadlocking it. Must not be called while holding
+ * a lock that the job or the code completing f takes. */
 CF_EXTERN CF_NODISCARD int cf_future_result(cf_future_t *f, double timeout,
                                             void **value);
 

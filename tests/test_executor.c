@@ -1519,6 +1519,128 @@ static void test_job_return_then_fail(void **state) {
   assert_int_equal(atomic_load(&value_a_freed), 1);
 }
 
+/* ------------------------------------------------------------------ */
+/* Waiting from inside a worker (SEMANTICS "differs" 7)                */
+/* ------------------------------------------------------------------ */
+
+/* A job that submits two children to its own pool and waits for both,
+ * down to a depth: with fewer workers than waiting parents, CPython
+ * deadlocks; a worker that waits for a queued job of its own pool runs
+ * it itself. Records how many jobs ran. */
+typedef struct fan {
+  cf_executor_t *ex;
+  int depth;
+  atomic_int *ran;
+} fan_t;
+
+static int fan_job(void *arg, cf_job_t *job) {
+  fan_t *me = arg;
+  atomic_fetch_add(me->ran, 1);
+  if (me->depth == 0)
+    return 0;
+  fan_t kids[2];
+  cf_future_t *f[2] = {NULL, NULL};
+  int rc = 0;
+  for (int i = 0; i < 2; i++) {
+    kids[i] = (fan_t){me->ex, me->depth - 1, me->ran};
+    if (cf_executor_submit(me->ex, fan_job, &kids[i], NULL, &f[i]) != 0)
+      rc = 1;
+  }
+  for (int i = 0; i < 2; i++) {
+    if (f[i] != NULL && cf_future_result(f[i], CF_FOREVER, NULL) != 0)
+      rc = 2;
+    cf_future_release(f[i]);
+  }
+  (void)job;
+  return rc;
+}
+
+static void test_worker_waiting_on_own_pool_helps(void **state) {
+  (void)state;
+  cf_executor_t *ex = make_pool(1, "fan");
+  atomic_int ran;
+  atomic_init(&ran, 0);
+  fan_t root = {ex, 6, &ran};
+  cf_future_t *f = NULL;
+  assert_int_equal(cf_executor_submit(ex, fan_job, &root, NULL, &f), 0);
+  assert_int_equal(cf_future_result(f, CF_FOREVER, NULL), 0);
+  assert_int_equal(atomic_load(&ran), (1 << 7) - 1); /* 2^(depth+1) - 1 */
+  cf_future_release(f);
+  assert_int_equal(cf_executor_destroy(ex), 0);
+}
+
+/* The same from a done callback run by the pool's only worker: it waits
+ * for a job queued behind it, which the worker then runs itself. */
+typedef struct waiter_cb {
+  cf_executor_t *ex;
+  cf_future_t *queued;
+  atomic_int rc;
+} waiter_cb_t;
+
+static void wait_in_callback(cf_future_t *f, void *data) {
+  (void)f;
+  waiter_cb_t *w = data;
+  void *v = NULL;
+  int rc = cf_future_result(w->queued, CF_FOREVER, &v);
+  atomic_store(&w->rc, rc == 0 && v == (void *)w ? 1 : -1);
+}
+
+static void test_done_callback_waiting_on_own_pool(void **state) {
+  (void)state;
+  cf_executor_t *ex = make_pool(1, "cbwait");
+  gate_t g;
+  gate_init(&g);
+  waiter_cb_t w = {ex, NULL, 0};
+  cf_future_t *first = submit_gated(ex, &g);
+  assert_int_equal(cf_executor_submit(ex, echo_job, &w, NULL, &w.queued), 0);
+  assert_int_equal(cf_future_add_done_callback(first, wait_in_callback, &w), 0);
+  gate_wait_started(&g);
+  gate_open(&g, 1); /* first ends in the worker, which runs the callback */
+  assert_int_equal(cf_future_result(w.queued, CF_FOREVER, NULL), 0);
+  assert_int_equal(cf_executor_shutdown(ex, true, false), 0);
+  assert_int_equal(atomic_load(&w.rc), 1);
+  cf_future_release(first);
+  cf_future_release(w.queued);
+  assert_int_equal(cf_executor_destroy(ex), 0);
+  gate_fini(&g);
+}
+
+/* Submit an echo job to the job's own 1-worker pool and wait for it with
+ * a short timeout: nobody can run it before this job ends. */
+typedef struct timed {
+  cf_executor_t *ex;
+  cf_future_t **inner;
+  atomic_int *rc;
+} timed_t;
+
+static int timed_wait_job(void *arg, cf_job_t *job) {
+  (void)job;
+  timed_t *t = arg;
+  if (cf_executor_submit(t->ex, echo_job, NULL, NULL, t->inner) != 0)
+    return 1;
+  atomic_store(t->rc, cf_future_result(*t->inner, 0.01, NULL));
+  return 0;
+}
+
+/* A finite timeout waits as usual (the worker does not take the job). */
+static void test_worker_timed_wait_does_not_help(void **state) {
+  (void)state;
+  cf_executor_t *ex = make_pool(1, "timed");
+  cf_future_t *inner = NULL;
+  atomic_int rc;
+  atomic_init(&rc, 0);
+  timed_t t = {ex, &inner, &rc};
+  cf_future_t *outer = NULL;
+  assert_int_equal(
+      cf_executor_submit(ex, timed_wait_job, &t, NULL, &outer), 0);
+  assert_int_equal(cf_future_result(outer, CF_FOREVER, NULL), 0);
+  assert_int_equal(atomic_load(&rc), CF_ETIMEDOUT);
+  assert_int_equal(cf_future_result(inner, CF_FOREVER, NULL), 0);
+  cf_future_release(outer);
+  cf_future_release(inner);
+  assert_int_equal(cf_executor_destroy(ex), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_options_defaults, setup),
@@ -1565,6 +1687,9 @@ int main(void) {
       cmocka_unit_test_setup(test_job_future_is_own_future, setup),
       cmocka_unit_test_setup(test_job_return_value_dtor, setup),
       cmocka_unit_test_setup(test_job_return_then_fail, setup),
+      cmocka_unit_test_setup(test_worker_waiting_on_own_pool_helps, setup),
+      cmocka_unit_test_setup(test_done_callback_waiting_on_own_pool, setup),
+      cmocka_unit_test_setup(test_worker_timed_wait_does_not_help, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2038,15 +2038,13 @@ static void test_null_arguments(void **state) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Known library bugs (reported). Two of them hang (a busy loop on the  */
-/* loop thread), so they are only built with -DCF_TEST_KNOWN_BUGS.     */
+/* Regressions: bugs these tests found in wait_for(…, 0) and await.    */
 /* ------------------------------------------------------------------ */
 
-#ifdef CF_TEST_KNOWN_BUGS
 /* wait_for(inner, 0) while the calling task is cancelled: asyncio's
  * _cancel_and_wait lets the CancelledError out at once (the inner goes on
  * with its cleanup); the caller must see CF_ECANCELLED, never a timeout.
- * task.c re-awaits the already-cancelled shield in a loop: it spins. */
+ * It used to re-await a cancelled shield in a loop and spin. */
 struct slow_cleanup {
   cf_lfuture_t *gate;
   int sleep_rc;
@@ -2085,7 +2083,7 @@ static void test_bug_wait_for_zero_outer_cancelled(void **state) {
 }
 
 /* cf_wait_for(self, 0) must be CF_EINVALID_STATE like cf_await(self) and
- * cf_wait_for(self, t > 0); task.c cancels the task itself, then spins. */
+ * cf_wait_for(self, t > 0); it used to cancel the task itself and spin. */
 static int wait_for_self_zero_body(cf_lfuture_t *self, void *arg) {
   *(int *)arg = cf_wait_for(self, 0, NULL);
   return 0;
@@ -2132,7 +2130,6 @@ static void test_bug_await_with_pending_cancel_cancels_future(void **state) {
   cf_lfuture_release(x.f);
   loop_free(loop);
 }
-#endif /* CF_TEST_KNOWN_BUGS */
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -2203,12 +2200,10 @@ int main(void) {
       cmocka_unit_test_setup(test_task_create_while_closing, setup),
       cmocka_unit_test_setup(test_deep_recursion_on_task_stack, setup),
       cmocka_unit_test_setup(test_null_arguments, setup),
-#ifdef CF_TEST_KNOWN_BUGS
       cmocka_unit_test_setup(test_bug_wait_for_zero_outer_cancelled, setup),
       cmocka_unit_test_setup(test_bug_wait_for_self_zero, setup),
       cmocka_unit_test_setup(test_bug_await_with_pending_cancel_cancels_future,
                              setup),
-#endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -198,7 +198,8 @@ CF_EXTERN cf_future_t *cf_lfuture_source(const cf_lfuture_t *f);
 /* asyncio.create_task: a task running fn(self, arg), scheduled to take its
  * first step soon. *out (may be NULL) gets a reference; the loop keeps its
  * own until the task ends. A task cancelled before its first step never
- * runs its body. Errors: CF_EINVAL, CF_ENOMEM (stack or memory). */
+ * runs its body. Errors: CF_EINVAL, CF_ENOMEM (stack or memory),
+ * CF_ESHUTDOWN (cf_loop_close has started). */
 CF_EXTERN CF_NODISCARD int cf_task_create(cf_loop_t *loop, cf_coro_fn fn,
                                           void *arg, cf_lfuture_t **out);
 
@@ -222,7 +223,9 @@ CF_EXTERN cf_lfuture_t *cf_current_task(void);
 /* Suspend until f is done, then return its outcome: 0 (*value, owned by
  * f), CF_EFAILED, or CF_ECANCELLED: f was cancelled, or this task was
  * (then f, if still pending, was cancelled too, as asyncio does). A
- * cancellation requested earlier is delivered here without suspending. */
+ * cancellation requested while the task ran goes to f likewise, and the
+ * outcome of f is returned (a task f may suppress it); if f is already
+ * done, that request is delivered here as CF_ECANCELLED. */
 CF_EXTERN int cf_await(cf_lfuture_t *f, void **value);
 
 /* Await a pool future (wrapped on the fly); value owned by pf. On this
