@@ -9,8 +9,15 @@
 # "--with-sanitizer=address,undefined") and CFLAGS are passed to ./configure.
 set -euo pipefail
 
-# The programs `demo` runs, in order (paths relative to the build tree).
-DEMO_PROGRAMS="examples/submit_result examples/cancel_queued examples/done_callbacks examples/wait_first_completed examples/as_completed examples/map examples/shutdown_cancel examples/bridge_epoll examples/bridge_libuv examples/bridge_libevent examples/bridge_glib"
+# The programs `demo` runs, in order: one entry each, a path relative to the
+# build tree, then its arguments if it takes any.
+DEMO_PROGRAMS=(
+  "examples/asyncio_tour --fast"
+  examples/submit_result examples/cancel_queued examples/done_callbacks
+  examples/wait_first_completed examples/as_completed examples/map
+  examples/shutdown_cancel examples/bridge_epoll examples/bridge_libuv
+  examples/bridge_libevent examples/bridge_glib
+)
 
 # Debian packages: needed to build and test, and optional extras (used by
 # benchmarks, comparisons and make check-valgrind when present).
@@ -152,16 +159,18 @@ fi
 if [ "$mode" = demo ]; then
   status=0
   failed_demos=""
-  for prog in $DEMO_PROGRAMS; do
-    printf '\n========== %s ==========\n' "$prog"
+  for entry in "${DEMO_PROGRAMS[@]}"; do
+    read -r -a demo_cmd <<<"$entry"
+    prog=${demo_cmd[0]}
+    printf '\n========== %s ==========\n' "$entry"
     # make succeeded, so a program missing here was left out by configure:
     # its optional library (libuv, libevent, GLib) was not found.
     if [ ! -x "./$prog" ]; then
       echo "-- skipped: not built (configure did not find its optional library)"
       continue
     fi
-    if ! "./$prog"; then
-      echo "!! $prog failed" >&2
+    if ! "./$prog" "${demo_cmd[@]:1}"; then
+      echo "!! $entry failed" >&2
       status=1
       failed_demos="$failed_demos $prog"
     fi

@@ -41,7 +41,7 @@ cf_lfuture_t *cf_lfuture_retain(cf_lfuture_t *f) {
   return f;
 }
 
-static void free_list(struct lf_callback *cb);
+static void drop_list(struct lf_callback *cb);
 
 static void lfuture_free(cf_lfuture_t *f) {
   if (f->loop != NULL) {
@@ -57,19 +57,26 @@ static void lfuture_free(cf_lfuture_t *f) {
   if (f->state == LF_FINISHED && f->code == 0 && f->value_dtor != NULL)
     f->value_dtor(f->value);
   free(f->message);
-  free_list(f->callbacks); /* only if it never completed */
+  drop_list(f->callbacks); /* only if it never completed */
   free(f);
 }
 
 void cf__lfuture_detach_all(cf_loop_t *loop) {
+  /* First cut every future off (so that the drops below, which may free
+   * some of them, never touch the loop's list), then drop the callbacks. */
+  struct lf_callback *dropped = NULL;
   for (cf_lfuture_t *f = loop->lfutures; f != NULL; f = f->next) {
     f->loop = NULL;
     if (f->state == LF_PENDING)
       f->state = LF_CANCELLED; /* the loop is gone: its callbacks too */
-    free_list(f->callbacks);
+    if (f->callbacks != NULL) {
+      f->callbacks_tail->next = dropped;
+      dropped = f->callbacks;
+    }
     f->callbacks = f->callbacks_tail = NULL;
   }
   loop->lfutures = NULL;
+  drop_list(dropped);
 }
 
 void cf_lfuture_release(cf_lfuture_t *f) {
@@ -99,6 +106,17 @@ static void free_list(struct lf_callback *cb) {
   }
 }
 
+/* Callbacks that will never run: let each let go of what it holds. */
+static void drop_list(struct lf_callback *cb) {
+  while (cb != NULL) {
+    struct lf_callback *next = cb->next;
+    if (cb->drop != NULL)
+      cb->drop(cb->data);
+    free(cb);
+    cb = next;
+  }
+}
+
 static void run_callbacks(void *arg) {
   struct cb_run *run = arg;
   for (struct lf_callback *cb = run->list; cb != NULL; cb = cb->next)
@@ -110,24 +128,22 @@ static void run_callbacks(void *arg) {
 
 static void drop_callbacks(void *arg) {
   struct cb_run *run = arg;
-  free_list(run->list);
+  drop_list(run->list);
   cf_lfuture_release(run->f);
   free(run);
 }
 
-/* Schedule the callbacks in list (taken from f) to run soon. */
+/* Schedule the callbacks in list (taken from f) to run soon. On failure
+ * the list is left to the caller. */
 static int schedule_callbacks(cf_lfuture_t *f, struct lf_callback *list) {
   if (list == NULL)
     return 0;
-  if (f->loop == NULL) { /* closed: nothing runs any more */
-    free_list(list);
+  if (f->loop == NULL) /* closed: nothing runs any more */
     return CF_ESHUTDOWN;
-  }
   struct cb_run *run = malloc(sizeof(*run));
   if (run == NULL ||
       cf__loop_soon(f->loop, run_callbacks, run, drop_callbacks, NULL) != 0) {
     free(run);
-    free_list(list); /* out of memory: the callbacks cannot run */
     return CF_ENOMEM;
   }
   run->f = cf_lfuture_retain(f);
@@ -139,7 +155,8 @@ static void settle(cf_lfuture_t *f, enum lfuture_state state) {
   f->state = state;
   struct lf_callback *list = f->callbacks;
   f->callbacks = f->callbacks_tail = NULL;
-  schedule_callbacks(f, list);
+  if (schedule_callbacks(f, list) != 0)
+    drop_list(list); /* closed or out of memory: they cannot run */
 }
 
 void cf__lfuture_finish(cf_lfuture_t *f, int code, void *value,
@@ -153,24 +170,34 @@ void cf__lfuture_finish(cf_lfuture_t *f, int code, void *value,
 
 void cf__lfuture_cancel_quietly(cf_lfuture_t *f) { settle(f, LF_CANCELLED); }
 
-int cf_lfuture_add_done_callback(cf_lfuture_t *f, cf_lfuture_fn fn,
-                                 void *data) {
-  if (f == NULL || fn == NULL)
-    return CF_EINVAL;
+int cf__lfuture_add_callback(cf_lfuture_t *f, cf_lfuture_fn fn, void *data,
+                             void (*drop)(void *)) {
   struct lf_callback *cb = malloc(sizeof(*cb));
   if (cb == NULL)
     return CF_ENOMEM;
   cb->fn = fn;
   cb->data = data;
+  cb->drop = drop;
   cb->next = NULL;
-  if (f->state != LF_PENDING)
-    return schedule_callbacks(f, cb);
+  if (f->state != LF_PENDING) {
+    int rc = schedule_callbacks(f, cb);
+    if (rc != 0)
+      free(cb);
+    return rc;
+  }
   if (f->callbacks_tail != NULL)
     f->callbacks_tail->next = cb;
   else
     f->callbacks = cb;
   f->callbacks_tail = cb;
   return 0;
+}
+
+int cf_lfuture_add_done_callback(cf_lfuture_t *f, cf_lfuture_fn fn,
+                                 void *data) {
+  if (f == NULL || fn == NULL)
+    return CF_EINVAL;
+  return cf__lfuture_add_callback(f, fn, data, NULL);
 }
 
 /* ---- state ---- */
@@ -348,6 +375,8 @@ static void shield_copy(cf_lfuture_t *inner, void *data) {
 
 static void shield_free(cf_lfuture_t *f) { cf_lfuture_release(f->ext); }
 
+static void release_outer(void *outer) { cf_lfuture_release(outer); }
+
 int cf_shield(cf_lfuture_t *inner, cf_lfuture_t **out) {
   if (inner == NULL || out == NULL)
     return CF_EINVAL;
@@ -356,7 +385,7 @@ int cf_shield(cf_lfuture_t *inner, cf_lfuture_t **out) {
     return CF_ENOMEM;
   outer->on_free = shield_free; /* the value stays inner's */
   cf_lfuture_retain(outer);
-  int rc = cf_lfuture_add_done_callback(inner, shield_copy, outer);
+  int rc = cf__lfuture_add_callback(inner, shield_copy, outer, release_outer);
   if (rc != 0) {
     outer->refs = 1;
     cf__lfuture_cancel_quietly(outer);
@@ -401,6 +430,10 @@ static void gather_child_done(cf_lfuture_t *child, void *data) {
       cf__lfuture_finish(outer, 0, NULL, NULL, NULL);
   }
   cf_lfuture_release(outer);
+}
+
+static void gather_child_drop(void *data) {
+  cf_lfuture_release(((struct gather_child *)data)->outer);
 }
 
 /* asyncio's _GatheringFuture.cancel: cancel the children not done yet;
@@ -449,7 +482,8 @@ int cf_gather(cf_loop_t *loop, cf_lfuture_t *const *fs, size_t n,
     struct gather_child *c = &g->children[i];
     c->outer = outer;
     c->child = fs[i];
-    int rc = cf_lfuture_add_done_callback(fs[i], gather_child_done, c);
+    int rc = cf__lfuture_add_callback(fs[i], gather_child_done, c,
+                                      gather_child_drop);
     if (rc != 0) { /* end it without touching the children */
       outer->cancel = NULL;
       for (size_t j = i; j < n; j++)

@@ -149,6 +149,7 @@ int cf__loop_at(cf_loop_t *loop, double when, cf_loop_fn fn, void *arg,
     return CF_ENOMEM;
   h->when = when;
   h->seq = loop->timer_seq++;
+  h->loop = loop;
   heap_set(loop, loop->heap_len++, h);
   heap_up(loop, h->heap_index);
   if (out != NULL)
@@ -213,16 +214,46 @@ int cf_handle_cancel(cf_handle_t *h) {
   if (h->cancelled)
     return 0;
   h->cancelled = true;
+  if (h->loop != NULL) /* a timer: it stays in the heap for now */
+    h->loop->heap_cancelled++;
   if (h->drop != NULL)
     h->drop(h->arg);
   return 1;
+}
+
+/* Cancelled timers stay in the heap until reached. Drop those on top (so
+ * they wake nobody), and rebuild the heap without any when they are more
+ * than half of it (as asyncio does), so long timeouts that end early do
+ * not pile up. */
+static void purge_timers(cf_loop_t *loop) {
+  if (loop->heap_cancelled > 32 && 2 * loop->heap_cancelled > loop->heap_len) {
+    size_t kept = 0;
+    for (size_t i = 0; i < loop->heap_len; i++) {
+      cf_handle_t *h = loop->heap[i];
+      if (h->cancelled)
+        free(h);
+      else
+        heap_set(loop, kept++, h);
+    }
+    loop->heap_len = kept;
+    loop->heap_cancelled = 0;
+    for (size_t i = kept / 2; i-- > 0;)
+      heap_down(loop, i);
+  }
+  while (loop->heap_len > 0 && loop->heap[0]->cancelled) {
+    free(heap_pop(loop));
+    loop->heap_cancelled--;
+  }
 }
 
 /* Run or discard one handle taken from a queue, then free it. */
 static void handle_run(cf_handle_t *h) {
   if (!h->cancelled) {
     h->cancelled = true; /* a late cf_handle_cancel now returns 0 */
+    h->loop = NULL;      /* and counts nothing: it left the heap */
     h->fn(h->arg);
+  } else if (h->loop != NULL) {
+    h->loop->heap_cancelled--;
   }
   free(h);
 }
@@ -362,9 +393,15 @@ static void poll_fds(cf_loop_t *loop, int ms) {
       pfds[n++].events = (short)loop->fds[fd].events;
     }
   if (poll(pfds, n, ms) > 0)
-    for (size_t i = 0; i < n; i++)
-      if (pfds[i].revents != 0)
+    for (size_t i = 0; i < n; i++) {
+      if (pfds[i].revents & POLLNVAL) { /* closed while watched: forget */
+        loop->fds[pfds[i].fd].read_fn = NULL; /* it, as epoll does */
+        loop->fds[pfds[i].fd].write_fn = NULL;
+        loop->fds[pfds[i].fd].events = 0;
+      } else if (pfds[i].revents != 0) {
         fd_ready(loop, pfds[i].fd, (uint32_t)pfds[i].revents);
+      }
+    }
   free(pfds);
 }
 #else
@@ -377,6 +414,7 @@ static void poll_fds(cf_loop_t *loop, int ms) {
 #endif
 
 static void run_iteration(cf_loop_t *loop, double max_wait) {
+  purge_timers(loop);
   double wait = cf_loop_timeout(loop);
   if (max_wait < wait)
     wait = max_wait;

@@ -16,6 +16,7 @@ struct cf_handle {
   double when;             /* timers: loop time due */
   uint64_t seq;            /* timers: FIFO among equal times */
   size_t heap_index;       /* timers: position in the heap */
+  cf_loop_t *loop;         /* timers: to count cancelled ones */
   bool cancelled;
   struct cf_handle *next; /* in the ready queue */
 };
@@ -25,6 +26,7 @@ enum lfuture_state { LF_PENDING, LF_CANCELLED, LF_FINISHED };
 struct lf_callback {
   cf_lfuture_fn fn;
   void *data;
+  void (*drop)(void *data); /* if it will never run (loop closed); or NULL */
   struct lf_callback *next;
 };
 
@@ -56,6 +58,7 @@ struct task {
   cf_lfuture_t *fut_waiter;
   void *ret_value;
   cf_free_fn ret_dtor;
+  char *message; /* cf_task_fail's */
   int rc;
   int num_cancels_requested;
   bool must_cancel;
@@ -77,6 +80,7 @@ struct cf_loop {
   cf_handle_t *ready_head, *ready_tail;
   cf_handle_t **heap;
   size_t heap_len, heap_cap;
+  size_t heap_cancelled; /* cancelled timers still in the heap */
   uint64_t timer_seq;
   struct fd_watch *fds;
   size_t nfds;
@@ -109,6 +113,11 @@ cf_lfuture_t *cf__lfuture_new(cf_loop_t *loop);
 void cf__lfuture_finish(cf_lfuture_t *f, int code, void *value,
                         cf_free_fn dtor, char *message);
 void cf__lfuture_cancel_quietly(cf_lfuture_t *f);
+
+/* add_done_callback for the library's own callbacks: drop(data) runs
+ * instead of fn if the loop closes first. On failure neither runs. */
+int cf__lfuture_add_callback(cf_lfuture_t *f, cf_lfuture_fn fn, void *data,
+                             void (*drop)(void *));
 
 /* A plain future's cancel: 1 if it was pending. */
 int cf__lfuture_cancel_plain(cf_lfuture_t *f);

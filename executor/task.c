@@ -13,6 +13,8 @@
 #include "loop_internal.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 _Thread_local struct task *cf__current_task;
@@ -49,7 +51,8 @@ static void task_complete(struct task *t) {
   } else if (t->rc != 0) {
     if (t->ret_dtor != NULL)
       t->ret_dtor(t->ret_value);
-    cf__lfuture_finish(f, t->rc, NULL, NULL, NULL);
+    cf__lfuture_finish(f, t->rc, NULL, NULL, t->message);
+    t->message = NULL;
   } else {
     cf__lfuture_finish(f, 0, t->ret_value, t->ret_dtor, NULL);
   }
@@ -97,7 +100,11 @@ static int schedule_step(struct task *t) {
   return rc;
 }
 
-static void task_free(cf_lfuture_t *f) { free(f->task); }
+static void task_free(cf_lfuture_t *f) {
+  if (f->task != NULL)
+    free(f->task->message);
+  free(f->task);
+}
 
 static int task_cancel(cf_lfuture_t *f) { return cf__task_cancel(f->task); }
 
@@ -158,6 +165,22 @@ void cf_task_return(cf_lfuture_t *self, void *value, cf_free_fn dtor) {
     t->ret_dtor(t->ret_value);
   t->ret_value = value;
   t->ret_dtor = dtor;
+}
+
+int cf_task_fail(cf_lfuture_t *self, int code, const char *fmt, ...) {
+  if (self == NULL || self->task == NULL)
+    return code;
+  char *message = NULL;
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&message, fmt, ap) < 0)
+      message = NULL; /* out of memory: fail without a message */
+    va_end(ap);
+  }
+  free(self->task->message);
+  self->task->message = message;
+  return code;
 }
 
 int cf_task_cancelling(const cf_lfuture_t *f) {
@@ -337,6 +360,8 @@ static void release_waiter(cf_lfuture_t *f, void *data) {
   cf_lfuture_release(waiter);
 }
 
+static void drop_waiter(void *waiter) { cf_lfuture_release(waiter); }
+
 /* asyncio's _cancel_and_wait: cancel f and wait until it has really ended
  * (its cleanup ran, bpo-32751). 0 once it ended, or CF_ECANCELLED if this
  * task was cancelled meanwhile (f goes on with its cleanup). */
@@ -344,8 +369,8 @@ static int cancel_and_wait(cf_lfuture_t *f) {
   cf_lfuture_t *waiter = cf__lfuture_new(f->loop);
   if (waiter == NULL)
     return CF_ENOMEM;
-  int rc = cf_lfuture_add_done_callback(f, release_waiter,
-                                        cf_lfuture_retain(waiter));
+  int rc = cf__lfuture_add_callback(f, release_waiter,
+                                    cf_lfuture_retain(waiter), drop_waiter);
   if (rc != 0) {
     cf_lfuture_release(waiter);
     cf_lfuture_release(waiter);

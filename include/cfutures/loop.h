@@ -208,6 +208,16 @@ CF_EXTERN CF_NODISCARD int cf_task_create(cf_loop_t *loop, cf_coro_fn fn,
 CF_EXTERN void cf_task_return(cf_lfuture_t *self, void *value,
                               cf_free_fn dtor);
 
+/* Record a failure message for the running task (printf-style; fmt NULL
+ * clears it) and return code, so a body can end with
+ * `return cf_task_fail(self, 42, "bad %s", x);`. The message is dropped if
+ * the task does not end failed. */
+CF_EXTERN int cf_task_fail(cf_lfuture_t *self, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* Task.cancelling(): pending cancellation requests; Task.uncancel():
  * decrement it and return the new count. CF_EINVAL if t is not a task. */
 CF_EXTERN int cf_task_cancelling(const cf_lfuture_t *t);
@@ -268,9 +278,11 @@ CF_EXTERN CF_NODISCARD int cf_gather(cf_loop_t *loop, cf_lfuture_t *const *fs,
 CF_EXTERN CF_NODISCARD int cf_shield(cf_lfuture_t *f, cf_lfuture_t **out);
 
 /* loop.run_in_executor + await: run fn(arg) on ex (NULL: the loop's
- * executor) and wait for it. Returns as cf_await; *done (may be NULL) gets
- * a reference to the pool future to read its value or failure. Errors also
- * those of cf_executor_submit (then the caller keeps arg). */
+ * executor, made on first use) and wait for it. Returns as cf_await; when
+ * it returns 0 or CF_EFAILED, *done (may be NULL) gets a reference to the
+ * pool future to read its value or failure (else it is untouched). Errors
+ * also those of cf_executor_submit (then the caller keeps arg). As in
+ * Python, a submit may start a pool thread, on the loop thread. */
 CF_EXTERN int cf_run_in_executor(cf_executor_t *ex, cf_job_fn fn, void *arg,
                                  cf_free_fn arg_dtor, cf_future_t **done);
 
