@@ -34,6 +34,7 @@ typedef struct bench_cfg {
   int workers; /* every pool gets this many threads */
   int reps;    /* repetitions per figure; the median is reported */
   bool quick;
+  bool rows;         /* a child run: print ROW/NOTE/SKIP lines, no table */
   const char *only;  /* comma-separated workloads to run, NULL: all */
   const char *impls; /* comma-separated impls to run, NULL: all */
   const char *python;       /* interpreter for the python peer */
@@ -53,11 +54,13 @@ typedef struct bench_cfg {
   double fanout_limit; /* seconds before a fanout is declared deadlocked */
   long ac_jobs;        /* as_completed */
   long timeouts;       /* timeout: samples over all repetitions */
+  long peer_timeouts;  /* the same for the peers */
   long cancels;        /* cancel: futures cancelled, and shutdown size */
   long mem_futures;    /* memory */
   long py_mem_futures;
   int scaling_max_exp;  /* scaling: 10^4 .. 10^max for cfutures */
-  int scaling_peer_exp; /* and 10^4 .. 10^this for the peers */
+  int scaling_peer_exp; /* and 10^4 .. 10^this for the C peers */
+  int scaling_py_exp;   /* and for python */
   long switches;        /* tasks */
   long tasks;
 } bench_cfg_t;
@@ -73,7 +76,8 @@ bool bench_selected(const char *list, const char *name);
 
 double bench_now(void);        /* CLOCK_MONOTONIC, seconds */
 int64_t bench_now_ns(void);    /* CLOCK_MONOTONIC, nanoseconds */
-double bench_cpu(void);        /* process user + system CPU, seconds */
+double bench_cpu(void); /* user + system CPU of the process and its
+                           finished children, seconds */
 double bench_thread_cpu(void); /* the calling thread's CPU, seconds */
 double bench_rss(void);        /* resident set size, bytes */
 void bench_trim(void);         /* give freed heap memory back to the OS */
@@ -149,6 +153,15 @@ typedef struct bench_bridge_ops {
   void (*close)(void *b);
 } bench_bridge_ops_t;
 
+/* Completion order: open a pool (and whatever the consumer needs); run
+ * submits jobs[0..n) (bench_spin_fn bodies) and consumes every completion
+ * in completion order on the calling thread. */
+typedef struct bench_ac_ops {
+  void *(*open)(void);
+  void (*run)(void *ctx, bench_job_t *jobs, long n);
+  void (*close)(void *ctx);
+} bench_ac_ops_t;
+
 typedef struct bench_peer {
   const char *impl; /* as in RESULT lines */
   const char *form; /* table note: what the peer runs */
@@ -182,9 +195,7 @@ typedef struct bench_peer {
 
   /* Workloads of their own shape; NULL: skipped. */
   const bench_bridge_ops_t *bridge;
-  /* Submit jobs[0..n) (bench_spin_fn bodies) and consume the completions
-   * in completion order on the calling thread. */
-  void (*as_completed)(bench_job_t *jobs, long n);
+  const bench_ac_ops_t *as_completed;
 } bench_peer_t;
 
 extern const bench_peer_t bench_peer_cfutures, bench_peer_glib,
@@ -210,6 +221,13 @@ void bench_tasks(const bench_peer_t *p);
 /* The python peer (peer_python.c): run the script for one workload and
  * report its rows, or its skipped line. */
 void bench_python(const char *workload);
+
+/* Run a shell command that prints ROW/NOTE/SKIP lines (the python script,
+ * or this program with --rows) and report them for (workload, impl).
+ * Returns the number of figures it reported. */
+int bench_child(const char *workload, const char *impl, const char *cmd);
+/* Run such a command and get the median of its ROW for metric. */
+bool bench_child_figure(const char *cmd, const char *metric, double *value);
 
 /* ------------------------------------------------------------------ */
 /* Report                                                             */

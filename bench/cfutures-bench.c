@@ -1,372 +1,262 @@
 /*
- * cfutures-bench: the benchmark program (see BENCH.md for the full plan).
+ * cfutures-bench: cfutures against its peers, side by side in one run.
  *
- * Workloads measured so far, for cfutures only:
- *   throughput  N empty jobs with futures from one producer: submit all,
- *               wait for all, release all (jobs_per_s, wall and CPU time)
- *   roundtrip   submit one job, wait for its result, repeat (p50_us, p99_us)
- *   bridge      an epoll loop thread submits with cf_bridge_run_in_executor
- *               and gets the result callback back on the loop: one at a
- *               time (p50_us, p99_us), then N jobs with 1000 in flight
- *               (jobs_per_s, completions_per_wakeup)
- *   tasks       the raw coroutine switch (ns_per_op), a task yielding with
- *               cf_sleep(0) (ns_per_op), spawn and join of an empty task
- *               (ns_per_op), and RSS per suspended task with N tasks
- *               awaiting a sleep (bytes_per_task)
- * Every figure is the median of --reps runs, with min and max, and is
- * printed both as a table row and as "RESULT <workload> cfutures <metric>
- * <value>". Options: --quick (smaller sizes), --workers N (default 2),
- * --reps N (default 5).
+ * ../shared/BENCH.md is the plan: every workload of its table runs for
+ * cfutures and for each peer (glib, libuv, python, handrolled, limit);
+ * a peer that is not available, or that cannot express a workload, gets
+ * "RESULT <workload> <impl> skipped 0". Every figure is the median of
+ * --reps repetitions with min and max. The table is printed as figures
+ * come in; the targets of BENCH.md and the RESULT lines follow at the end.
+ *
+ * Files: bench.h (what is shared), util.c (timing, latch), report.c
+ * (table, RESULT lines), drivers.c (the workloads, once for every C
+ * peer), peer_*.c (the peers), tasks.c (coroutines), targets.c,
+ * peer_python.c + peer_python.py (the python peer).
  */
+#include "bench.h"
+
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cfutures.h"
-#include "cfutures/loop.h"
-#include "coro.h" /* the raw switch, compiled into this program */
 
-static int workers = 2;
-static int reps = 5;
+static char self_exe[4096]; /* this program, for the fresh-process runs */
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static void die(const char *what, int rc) {
-  fprintf(stderr, "cfutures-bench: %s: %s\n", what, cf_strerror(rc));
-  exit(1);
-}
-
-static cf_executor_t *new_pool(void) {
-  cf_executor_options_t opts;
-  cf_executor_options_init(&opts);
-  opts.max_workers = workers;
-  opts.thread_name_prefix = "bench";
-  cf_executor_t *ex;
-  int rc = cf_executor_create(&ex, &opts);
-  if (rc != 0)
-    die("cf_executor_create", rc);
-  return ex;
-}
-
-static int empty_job(void *arg, cf_job_t *job) {
-  (void)arg;
-  (void)job;
-  return 0;
-}
-
-/* Report the median, min and max of v[0..n) under one metric name. */
-static void report(const char *workload, const char *metric, double *v,
-                   int n) {
-  qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  printf("%-12s %-10s %-12s %14.1f  (min %.1f, max %.1f)\n", workload,
-         "cfutures", metric, v[n / 2], v[0], v[n - 1]);
-  printf("RESULT %s cfutures %s %.1f\n", workload, metric, v[n / 2]);
-}
-
-static void bench_throughput(long jobs) {
-  cf_future_t **fs = malloc((size_t)jobs * sizeof(*fs));
-  double *rate = malloc((size_t)reps * sizeof(*rate));
-  double *cpu = malloc((size_t)reps * sizeof(*cpu));
-  if (fs == NULL || rate == NULL || cpu == NULL)
-    die("malloc", CF_ENOMEM);
-  for (int r = 0; r < reps; r++) {
-    cf_executor_t *ex = new_pool();
-    double t0 = now_s(), c0 = cpu_s();
-    for (long i = 0; i < jobs; i++) {
-      int rc = cf_executor_submit(ex, empty_job, NULL, NULL, &fs[i]);
-      if (rc != 0)
-        die("cf_executor_submit", rc);
-    }
-    for (long i = 0; i < jobs; i++) {
-      int rc = cf_future_result(fs[i], CF_FOREVER, NULL);
-      if (rc != 0)
-        die("cf_future_result", rc);
-      cf_future_release(fs[i]);
-    }
-    double wall = now_s() - t0;
-    cpu[r] = (cpu_s() - c0) / (double)jobs * 1e9;
-    rate[r] = (double)jobs / wall;
-    cf_executor_destroy(ex);
+/* memory measures each repetition of a C peer in a fresh process of this
+ * program (--rows --reps 1): allocator caches and free lists warmed by
+ * earlier workloads or repetitions would otherwise hide the growth. */
+static void memory_fresh(const bench_peer_t *p) {
+  if (bench_cfg.rows || self_exe[0] == '\0' || !p->queue) {
+    bench_memory(p);
+    return;
   }
-  report("throughput", "jobs_per_s", rate, reps);
-  report("throughput", "cpu_ns_per_job", cpu, reps);
-  free(fs);
-  free(rate);
-  free(cpu);
-}
-
-static void bench_roundtrip(long rounds) {
-  double *lat = malloc((size_t)rounds * sizeof(*lat));
-  double *p50 = malloc((size_t)reps * sizeof(*p50));
-  double *p99 = malloc((size_t)reps * sizeof(*p99));
-  if (lat == NULL || p50 == NULL || p99 == NULL)
-    die("malloc", CF_ENOMEM);
-  for (int r = 0; r < reps; r++) {
-    cf_executor_t *ex = new_pool();
-    for (long i = 0; i < rounds; i++) {
-      double t0 = now_s();
-      cf_future_t *f;
-      int rc = cf_executor_submit(ex, empty_job, NULL, NULL, &f);
-      if (rc != 0 || (rc = cf_future_result(f, CF_FOREVER, NULL)) != 0)
-        die("roundtrip", rc);
-      lat[i] = (now_s() - t0) * 1e6;
-      cf_future_release(f);
+  char cmd[4400];
+  snprintf(cmd, sizeof(cmd),
+           "'%s' --rows --only memory --impl %s --workers %d --reps 1%s",
+           self_exe, p->impl, bench_cfg.workers,
+           bench_cfg.quick ? " --quick" : "");
+  double v[BENCH_MAX_REPS];
+  bench_block_begin("memory", p);
+  for (int r = 0; r < bench_cfg.reps; r++)
+    if (!bench_child_figure(cmd, "bytes_per_future", &v[r])) {
+      bench_skip("memory", p->impl, "the fresh process failed");
+      return;
     }
-    qsort(lat, (size_t)rounds, sizeof(*lat), cmp_double);
-    p50[r] = lat[rounds / 2];
-    p99[r] = lat[rounds * 99 / 100];
-    cf_executor_destroy(ex);
-  }
-  report("roundtrip", "p50_us", p50, reps);
-  report("roundtrip", "p99_us", p99, reps);
-  free(lat);
-  free(p50);
-  free(p99);
+  bench_report("memory", p->impl, "bytes_per_future", v, bench_cfg.reps);
+  bench_note("each repetition in a fresh process");
+  bench_block_end();
 }
 
-struct loop_state {
-  cf_bridge_t *bridge;
-  cf_executor_t *ex;
-  long delivered;
+struct workload {
+  const char *name;
+  const char *what; /* each {} is replaced by the next size */
+  const long *size1, *size2;
+  void (*run)(const bench_peer_t *p);
 };
 
-static void on_delivered(cf_future_t *f, int status, void *data) {
-  (void)f;
-  if (status != 0)
-    die("bridge delivery", status);
-  ((struct loop_state *)data)->delivered++;
+static const struct workload workloads[] = {
+    {"throughput", "{} empty jobs from one producer, wait for all "
+                   "(python: {})",
+     &bench_cfg.jobs, &bench_cfg.py_jobs, bench_throughput},
+    {"futures", "{} jobs returning an int: submit all, wait all, read "
+                "every result, release (python: {})",
+     &bench_cfg.jobs, &bench_cfg.py_jobs, bench_futures},
+    {"roundtrip", "submit one job, wait for its result, {} times "
+                  "(python: {})",
+     &bench_cfg.rounds, &bench_cfg.py_rounds, bench_roundtrip},
+    {"idle_cpu", "CPU of a pool while idle after a burst of {} jobs "
+                 "(percent of one core)",
+     &bench_cfg.idle_burst, NULL, bench_idle_cpu},
+    {"latency_gap", "submit-to-start latency with idle gaps (nanosleep) of "
+                    "0, 50 us, 1 ms ({} samples at gap 0)",
+     &bench_cfg.gap_samples[0], NULL, bench_latency_gap},
+    {"bridge", "a loop thread submits, the completion runs on the loop: "
+               "{} round trips, then {} jobs with 1000 in flight",
+     &bench_cfg.bridge_rounds, &bench_cfg.bridge_jobs, bench_bridge},
+    {"fanout", "each job submits 2 children and waits for them, tree of "
+               "depth {}, 2 workers",
+     NULL, NULL, bench_fanout},
+    {"as_completed", "{} jobs of 0-20 us consumed in completion order, "
+                     "in one batch and in batches of a tenth",
+     &bench_cfg.ac_jobs, NULL, bench_as_completed},
+    {"timeout", "result(timeout = 1 ms) on a job that never finishes, {} "
+                "times (peers: {})",
+     &bench_cfg.timeouts, &bench_cfg.peer_timeouts, bench_timeout},
+    {"cancel", "cancel {} queued futures behind busy workers; "
+               "shutdown(cancel_futures) with as many queued",
+     &bench_cfg.cancels, NULL, bench_cancel},
+    {"memory", "RSS growth per pending future with {} queued "
+               "(python: {})",
+     &bench_cfg.mem_futures, &bench_cfg.py_mem_futures, memory_fresh},
+    {"scaling", "the futures workload at 10^4 .. 10^k jobs: ns per job",
+     NULL, NULL, bench_scaling},
+    {"tasks", "coroutine switch, yield, spawn+join; RSS per task with {} "
+              "suspended",
+     &bench_cfg.tasks, NULL, bench_tasks},
+};
+
+/* The table's order; python runs between libuv and handrolled. */
+static const bench_peer_t *const c_peers[] = {
+    &bench_peer_cfutures, &bench_peer_glib, &bench_peer_libuv,
+    &bench_peer_handrolled, &bench_peer_limit};
+
+static void defaults(bench_cfg_t *c, bool quick) {
+  *c = (bench_cfg_t){
+      .workers = 2,
+      .reps = 5,
+      .quick = quick,
+      .jobs = quick ? 100000 : 1000000,
+      .py_jobs = quick ? 5000 : 20000,
+      .rounds = quick ? 10000 : 100000,
+      .py_rounds = quick ? 2000 : 10000,
+      .idle_window = quick ? 0.2 : 1.0,
+      .idle_burst = 10000,
+      .gap_samples = {quick ? 2000 : 10000, quick ? 400 : 3000,
+                      quick ? 100 : 1000},
+      .bridge_rounds = quick ? 2000 : 10000,
+      .bridge_jobs = quick ? 20000 : 100000,
+      .bridge_inflight = 1000,
+      .fanout_depth = quick ? 14 : 16,
+      .fanout_limit = quick ? 0.5 : 1.0,
+      .ac_jobs = 10000,
+      .timeouts = quick ? 500 : 10000,
+      .peer_timeouts = quick ? 500 : 2000,
+      .cancels = quick ? 20000 : 100000,
+      .mem_futures = quick ? 100000 : 1000000,
+      .py_mem_futures = quick ? 10000 : 50000,
+      .scaling_max_exp = quick ? 6 : 7,
+      .scaling_peer_exp = quick ? 5 : 6,
+      .scaling_py_exp = 4,
+      .switches = quick ? 1000000 : 10000000,
+      .tasks = quick ? 10000 : 100000,
+  };
 }
 
-/* Block in epoll until the bridge fd is readable, then dispatch. */
-static void loop_once(int ep, struct loop_state *st) {
-  struct epoll_event ev;
-  int n = epoll_wait(ep, &ev, 1, 10000);
-  if (n != 1)
-    die("epoll_wait: no completion within 10 s", CF_ETIMEDOUT);
-  int rc = cf_bridge_dispatch(st->bridge);
-  if (rc < 0)
-    die("cf_bridge_dispatch", rc);
+static void usage(const char *argv0) {
+  fprintf(stderr,
+          "usage: %s [--quick] [--workers N] [--reps N] [--only W,W...]\n"
+          "          [--impl I,I...] [--python PATH] [--python-script PATH]\n"
+          "          [--rows]   (figures as ROW lines, for a parent run)\n"
+          "workloads:",
+          argv0);
+  for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+    fprintf(stderr, " %s", workloads[i].name);
+  fprintf(stderr,
+          "\nimpls: cfutures glib libuv python handrolled limit\n");
+  exit(2);
 }
 
-static void bench_bridge(long rounds, long jobs) {
-  double *lat = malloc((size_t)rounds * sizeof(*lat));
-  double *p50 = malloc((size_t)reps * sizeof(*p50));
-  double *p99 = malloc((size_t)reps * sizeof(*p99));
-  double *rate = malloc((size_t)reps * sizeof(*rate));
-  double *batch = malloc((size_t)reps * sizeof(*batch));
-  if (!lat || !p50 || !p99 || !rate || !batch)
-    die("malloc", CF_ENOMEM);
-  for (int r = 0; r < reps; r++) {
-    struct loop_state st = {NULL, new_pool(), 0};
-    int rc = cf_bridge_create(&st.bridge);
-    if (rc != 0)
-      die("cf_bridge_create", rc);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN};
-    if (ep < 0 ||
-        epoll_ctl(ep, EPOLL_CTL_ADD, cf_bridge_fd(st.bridge), &ev) != 0)
-      die("epoll", CF_ESYSTEM);
-    for (long i = 0; i < rounds; i++) {
-      double t0 = now_s();
-      rc = cf_bridge_run_in_executor(st.bridge, st.ex, empty_job, NULL, NULL,
-                                     on_delivered, &st, NULL);
-      if (rc != 0)
-        die("cf_bridge_run_in_executor", rc);
-      while (st.delivered <= i)
-        loop_once(ep, &st);
-      lat[i] = (now_s() - t0) * 1e6;
+static void parse(int argc, char **argv) {
+  bool quick = false;
+  for (int i = 1; i < argc; i++)
+    quick = quick || strcmp(argv[i], "--quick") == 0;
+  defaults(&bench_cfg, quick);
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    bool has_value = i + 1 < argc;
+    if (strcmp(a, "--quick") == 0)
+      continue;
+    if (strcmp(a, "--rows") == 0) {
+      bench_cfg.rows = true;
+      continue;
     }
-    qsort(lat, (size_t)rounds, sizeof(*lat), cmp_double);
-    p50[r] = lat[rounds / 2];
-    p99[r] = lat[rounds * 99 / 100];
-    st.delivered = 0;
-    long submitted = 0, wakeups = 0;
-    double t0 = now_s();
-    while (st.delivered < jobs) {
-      for (; submitted < jobs && submitted - st.delivered < 1000; submitted++) {
-        rc = cf_bridge_run_in_executor(st.bridge, st.ex, empty_job, NULL, NULL,
-                                       on_delivered, &st, NULL);
-        if (rc != 0)
-          die("cf_bridge_run_in_executor", rc);
-      }
-      loop_once(ep, &st);
-      wakeups++;
+    if (!has_value)
+      usage(argv[0]);
+    const char *v = argv[++i];
+    if (strcmp(a, "--workers") == 0)
+      bench_cfg.workers = atoi(v);
+    else if (strcmp(a, "--reps") == 0)
+      bench_cfg.reps = atoi(v);
+    else if (strcmp(a, "--only") == 0)
+      bench_cfg.only = v;
+    else if (strcmp(a, "--impl") == 0)
+      bench_cfg.impls = v;
+    else if (strcmp(a, "--python") == 0)
+      bench_cfg.python = v;
+    else if (strcmp(a, "--python-script") == 0)
+      bench_cfg.python_script = v;
+    else
+      usage(argv[0]);
+  }
+  if (bench_cfg.workers < 1 || bench_cfg.workers > BENCH_MAX_WORKERS ||
+      bench_cfg.reps < 1 || bench_cfg.reps > BENCH_MAX_REPS) {
+    fprintf(stderr, "cfutures-bench: --workers 1..%d, --reps 1..%d\n",
+            BENCH_MAX_WORKERS, BENCH_MAX_REPS);
+    exit(2);
+  }
+}
+
+/* Copy tmpl to out, replacing each {} by the next of the sizes. */
+static void describe(const char *tmpl, const long *sizes, char *out,
+                     size_t size) {
+  size_t len = 0;
+  for (const char *p = tmpl; *p != '\0' && len + 1 < size; p++) {
+    if (p[0] == '{' && p[1] == '}') {
+      int n = snprintf(out + len, size - len, "%ld", *sizes++);
+      len = n < 0 ? len : len + (size_t)n < size ? len + (size_t)n : size - 1;
+      p++;
+    } else {
+      out[len++] = *p;
     }
-    rate[r] = (double)jobs / (now_s() - t0);
-    batch[r] = (double)jobs / (double)wakeups;
-    close(ep);
-    cf_bridge_destroy(st.bridge);
-    cf_executor_destroy(st.ex);
   }
-  report("bridge", "p50_us", p50, reps);
-  report("bridge", "p99_us", p99, reps);
-  report("bridge", "jobs_per_s", rate, reps);
-  report("bridge", "completions_per_wakeup", batch, reps);
-  free(lat);
-  free(p50);
-  free(p99);
-  free(rate);
-  free(batch);
+  out[len] = '\0';
 }
 
-static cf__coro_t bench_main, bench_coro;
+/* A workload that does not finish in WATCHDOG seconds ends the run: a
+ * benchmark must never hang `make bench`. */
+enum { WATCHDOG = 600 };
 
-static void switch_back_forever(void *arg) {
-  (void)arg;
-  for (;;)
-    cf__coro_switch(&bench_coro, &bench_main);
+static void watchdog(int sig) {
+  (void)sig;
+  static const char msg[] =
+      "\ncfutures-bench: the workload above did not finish in 600 s\n";
+  ssize_t rc = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  (void)rc;
+  _exit(1);
 }
 
-/* Resident set size in bytes, from /proc/self/statm. */
-static double rss_bytes(void) {
-  long pages = 0, resident = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f != NULL) {
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-      resident = 0;
-    fclose(f);
+static void run_workload(const struct workload *w) {
+  char what[256];
+  alarm(WATCHDOG);
+  long sizes[2] = {w->size1 != NULL ? *w->size1 : bench_cfg.fanout_depth,
+                   w->size2 != NULL ? *w->size2 : 0};
+  describe(w->what, sizes, what, sizeof(what));
+  bench_section(w->name, what);
+  for (size_t i = 0; i < sizeof(c_peers) / sizeof(c_peers[0]); i++) {
+    const bench_peer_t *p = c_peers[i];
+    if (p == &bench_peer_handrolled && bench_selected(bench_cfg.impls,
+                                                      "python"))
+      bench_python(w->name);
+    if (!bench_selected(bench_cfg.impls, p->impl))
+      continue;
+    if (p->available)
+      w->run(p);
+    else
+      bench_skip(w->name, p->impl, p->form);
   }
-  return (double)resident * (double)sysconf(_SC_PAGESIZE);
-}
-
-static int yield_task(cf_lfuture_t *self, void *arg) {
-  (void)self;
-  long n = *(long *)arg;
-  for (long i = 0; i < n; i++)
-    if (cf_sleep(0) != 0)
-      return CF_ECANCELLED;
-  return 0;
-}
-
-static int empty_task(cf_lfuture_t *self, void *arg) {
-  (void)self;
-  (void)arg;
-  return 0;
-}
-
-static int sleeping_task(cf_lfuture_t *self, void *arg) {
-  (void)self;
-  return cf_sleep(*(double *)arg);
-}
-
-static cf_loop_t *new_loop(void) {
-  cf_loop_t *loop;
-  int rc = cf_loop_create(&loop, NULL);
-  if (rc != 0)
-    die("cf_loop_create", rc);
-  return loop;
-}
-
-static void bench_tasks(long switches, long tasks) {
-  double *sw = malloc((size_t)reps * sizeof(*sw));
-  double *yield = malloc((size_t)reps * sizeof(*yield));
-  double *spawn = malloc((size_t)reps * sizeof(*spawn));
-  double *mem = malloc((size_t)reps * sizeof(*mem));
-  void *stack = malloc(64 * 1024);
-  if (!sw || !yield || !spawn || !mem || !stack)
-    die("malloc", CF_ENOMEM);
-  cf__coro_init_main(&bench_main);
-  if (cf__coro_init(&bench_coro, stack, 64 * 1024, switch_back_forever,
-                    NULL) != 0)
-    die("cf__coro_init", CF_ENOMEM);
-  for (int r = 0; r < reps; r++) {
-    double t0 = now_s();
-    for (long i = 0; i < switches; i++)
-      cf__coro_switch(&bench_main, &bench_coro);
-    sw[r] = (now_s() - t0) / (2.0 * (double)switches) * 1e9;
-
-    cf_loop_t *loop = new_loop();
-    cf_lfuture_t *t;
-    long n = switches / 10;
-    t0 = now_s();
-    if (cf_task_create(loop, yield_task, &n, &t) != 0 ||
-        cf_loop_run_until_complete(loop, t) != 0)
-      die("yield task", CF_EFAILED);
-    yield[r] = (now_s() - t0) / (double)n * 1e9;
-    cf_lfuture_release(t);
-
-    long m = switches / 100;
-    t0 = now_s();
-    for (long i = 0; i < m; i++) {
-      if (cf_task_create(loop, empty_task, NULL, &t) != 0 ||
-          cf_loop_run_until_complete(loop, t) != 0)
-        die("spawn task", CF_EFAILED);
-      cf_lfuture_release(t);
-    }
-    spawn[r] = (now_s() - t0) / (double)m * 1e9;
-
-    /* N tasks suspended in a sleep: first step them all, then measure. */
-    double forever = 3600;
-    double before = rss_bytes();
-    for (long i = 0; i < tasks; i++)
-      if (cf_task_create(loop, sleeping_task, &forever, NULL) != 0)
-        die("cf_task_create", CF_ENOMEM);
-    cf_loop_run_once(loop, 0);
-    mem[r] = (rss_bytes() - before) / (double)tasks;
-    cf_loop_close(loop); /* cancels them all */
-  }
-  cf__coro_fini(&bench_coro);
-  free(stack);
-  report("tasks", "switch_ns", sw, reps);
-  report("tasks", "yield_ns", yield, reps);
-  report("tasks", "spawn_join_ns", spawn, reps);
-  report("tasks", "bytes_per_task", mem, reps);
-  free(sw);
-  free(yield);
-  free(spawn);
-  free(mem);
 }
 
 int main(int argc, char **argv) {
-  long jobs = 1000000, rounds = 100000, bridge_jobs = 100000;
-  long switches = 10000000, tasks = 100000;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0) {
-      jobs = 100000;
-      rounds = 10000;
-      bridge_jobs = 20000;
-      switches = 1000000;
-      tasks = 10000;
-    } else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
-      workers = atoi(argv[++i]);
-    } else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
-      reps = atoi(argv[++i]);
-    } else {
-      fprintf(stderr, "usage: %s [--quick] [--workers N] [--reps N]\n",
-              argv[0]);
-      return 2;
-    }
-  }
-  if (workers < 1 || reps < 1) {
-    fprintf(stderr, "cfutures-bench: --workers and --reps must be >= 1\n");
-    return 2;
-  }
-  printf("cfutures %s, %d workers, median of %d runs\n", cf_version(), workers,
-         reps);
-  printf("%-12s %-10s %-12s %14s\n", "workload", "impl", "metric", "median");
-  bench_throughput(jobs);
-  bench_roundtrip(rounds);
-  bench_bridge(rounds / 10, bridge_jobs);
-  bench_tasks(switches, tasks);
+  parse(argc, argv);
+  signal(SIGALRM, watchdog);
+  ssize_t len = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
+  self_exe[len > 0 ? len : 0] = '\0';
+  double t0 = bench_now();
+  if (!bench_cfg.rows)
+    printf("cfutures %s: %d workers per pool, median of %d runs (min, "
+           "max)%s\n",
+           cf_version(), bench_cfg.workers, bench_cfg.reps,
+           bench_cfg.quick ? ", quick sizes" : "");
+  for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+    if (bench_selected(bench_cfg.only, workloads[i].name))
+      run_workload(&workloads[i]);
+  if (bench_cfg.rows)
+    return 0;
+  bench_print_targets();
+  bench_print_results();
+  printf("\ncfutures-bench: %.0f s\n", bench_now() - t0);
   return 0;
 }

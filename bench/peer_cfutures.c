@@ -133,8 +133,9 @@ static const bench_bridge_ops_t bridge_ops = {bridge_open, bridge_submit,
 
 /* ---- as_completed ---- */
 
-static void as_completed(bench_job_t *jobs, long n) {
-  cf_executor_t *ex = create(bench_cfg.workers);
+static void *ac_open(void) { return create(bench_cfg.workers); }
+
+static void ac_run(void *ex, bench_job_t *jobs, long n) {
   cf_future_t **fs = bench_xmalloc((size_t)n * sizeof(*fs));
   for (long i = 0; i < n; i++)
     submit(ex, &jobs[i], (void **)&fs[i]);
@@ -151,8 +152,9 @@ static void as_completed(bench_job_t *jobs, long n) {
   for (long i = 0; i < n; i++)
     cf_future_release(fs[i]);
   free(fs);
-  destroy(ex);
 }
+
+static const bench_ac_ops_t ac_ops = {ac_open, ac_run, destroy};
 
 const bench_peer_t bench_peer_cfutures = {
     .impl = "cfutures",
@@ -171,5 +173,5 @@ const bench_peer_t bench_peer_cfutures = {
     .outcome = outcome,
     .shutdown_cancel = shutdown_cancel,
     .bridge = &bridge_ops,
-    .as_completed = as_completed,
+    .as_completed = &ac_ops,
 };

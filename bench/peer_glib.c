@@ -135,16 +135,34 @@ static void run_and_queue(gpointer data, gpointer user) {
   g_async_queue_push(user, data);
 }
 
-static void as_completed(bench_job_t *jobs, long n) {
-  GAsyncQueue *q = g_async_queue_new();
-  GThreadPool *tp = new_pool(run_and_queue, q, bench_cfg.workers);
-  for (long i = 0; i < n; i++)
-    push(tp, &jobs[i]);
-  for (long i = 0; i < n; i++)
-    (void)g_async_queue_pop(q);
-  g_thread_pool_free(tp, FALSE, TRUE);
-  g_async_queue_unref(q);
+struct ac {
+  GAsyncQueue *q;
+  GThreadPool *tp;
+};
+
+static void *ac_open(void) {
+  struct ac *a = bench_xmalloc(sizeof(*a));
+  a->q = g_async_queue_new();
+  a->tp = new_pool(run_and_queue, a->q, bench_cfg.workers);
+  return a;
 }
+
+static void ac_run(void *ctx, bench_job_t *jobs, long n) {
+  struct ac *a = ctx;
+  for (long i = 0; i < n; i++)
+    push(a->tp, &jobs[i]);
+  for (long i = 0; i < n; i++)
+    (void)g_async_queue_pop(a->q);
+}
+
+static void ac_close(void *ctx) {
+  struct ac *a = ctx;
+  g_thread_pool_free(a->tp, FALSE, TRUE);
+  g_async_queue_unref(a->q);
+  free(a);
+}
+
+static const bench_ac_ops_t ac_ops = {ac_open, ac_run, ac_close};
 
 const bench_peer_t bench_peer_glib = {
     .impl = "glib",
@@ -158,7 +176,7 @@ const bench_peer_t bench_peer_glib = {
     .shutdown_cancel = shutdown_cancel,
     .wait_timeout = wait_timeout,
     .bridge = &bridge_ops,
-    .as_completed = as_completed,
+    .as_completed = &ac_ops,
 };
 
 #else /* !HAVE_GLIB */

@@ -6,10 +6,13 @@
  * sleeping, no futures. drain spins until the consumer has run everything
  * submitted, so one job submitted and drained is a spinning ping-pong
  * between two threads. The consumer burns a core even when idle: this is
- * the cost that a real pool must not pay.
+ * the cost that a real pool must not pay. The producer and the consumer
+ * are pinned to two different CPUs while the ring exists: two spinning
+ * threads that the scheduler puts on one CPU take turns by time slices.
  */
 #include "bench.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 #define RING 4096 /* a power of two */
@@ -30,6 +33,7 @@ struct limit {
   _Alignas(64) atomic_size_t completed;
   _Alignas(64) atomic_bool stop;
   pthread_t thread;
+  cpu_set_t producer_cpus; /* the producer's affinity before */
   bench_job_t *ring[RING];
 };
 
@@ -52,11 +56,31 @@ static void *consumer(void *arg) {
   }
 }
 
+/* Pin the caller to one CPU it may run on and the consumer to another. */
+static void pin(struct limit *l) {
+  cpu_set_t one;
+  int first = -1, second = -1;
+  pthread_getaffinity_np(pthread_self(), sizeof(l->producer_cpus),
+                         &l->producer_cpus);
+  for (int c = 0; c < CPU_SETSIZE && second < 0; c++)
+    if (CPU_ISSET(c, &l->producer_cpus))
+      *(first < 0 ? &first : &second) = c;
+  if (second < 0)
+    return; /* one CPU: nothing to pin */
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+  CPU_ZERO(&one);
+  CPU_SET(second, &one);
+  pthread_setaffinity_np(l->thread, sizeof(one), &one);
+}
+
 static void *create(int workers) {
   (void)workers; /* always one consumer */
   struct limit *l = bench_xmalloc(sizeof(*l));
   if (pthread_create(&l->thread, NULL, consumer, l) != 0)
     bench_die("limit: pthread_create");
+  pin(l);
   return l;
 }
 
@@ -64,6 +88,8 @@ static void destroy(void *pool) {
   struct limit *l = pool;
   atomic_store(&l->stop, true);
   pthread_join(l->thread, NULL);
+  pthread_setaffinity_np(pthread_self(), sizeof(l->producer_cpus),
+                         &l->producer_cpus);
   free(l);
 }
 

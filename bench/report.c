@@ -3,7 +3,9 @@
  *
  * Rows are printed as soon as they are measured; the RESULT lines are
  * kept and printed together at the end (bench_print_results), and kept for
- * the targets summary (bench_lookup).
+ * the targets summary (bench_lookup). With --rows (a child run, see
+ * child.c) the figures, notes and skips are printed as ROW, NOTE and SKIP
+ * lines for the parent instead.
  */
 #include "bench.h"
 
@@ -86,6 +88,8 @@ static const char *human(double v, char *buf, size_t size) {
 }
 
 void bench_section(const char *workload, const char *what) {
+  if (bench_cfg.rows)
+    return;
   printf("\n== %s: %s\n", workload, what);
   printf("   %-11s %-26s %10s %10s %10s\n", "impl", "metric", "median", "min",
          "max");
@@ -102,9 +106,8 @@ void bench_block_begin(const char *workload, const bench_peer_t *p) {
 void bench_block_end(void) {
   if (block.peer == NULL)
     return;
-  printf("   %-11s (%s; wall %.2f s, cpu %.2f s)\n", "",
-         block.peer->form, bench_now() - block.wall, bench_cpu() - block.cpu);
-  fflush(stdout);
+  bench_note("(%s; wall %.2f s, cpu %.2f s)", block.peer->form,
+             bench_now() - block.wall, bench_cpu() - block.cpu);
   block.peer = NULL;
 }
 
@@ -112,7 +115,10 @@ void bench_report3(const char *workload, const char *impl,
                    const char *metric, double median, double min,
                    double max) {
   char a[32], b[32], c[32];
-  printf("   %-11s %-26s %10s %10s %10s\n", impl, metric,
+  if (bench_cfg.rows)
+    printf("ROW %s %.17g %.17g %.17g\n", metric, median, min, max);
+  else
+    printf("   %-11s %-26s %10s %10s %10s\n", impl, metric,
          human(median, a, sizeof(a)), human(min, b, sizeof(b)),
          human(max, c, sizeof(c)));
   fflush(stdout);
@@ -127,7 +133,7 @@ void bench_report(const char *workload, const char *impl, const char *metric,
 
 void bench_note(const char *fmt, ...) {
   va_list ap;
-  printf("   %-11s ", "");
+  printf(bench_cfg.rows ? "NOTE " : "   %-11s ", "");
   va_start(ap, fmt);
   vprintf(fmt, ap);
   va_end(ap);
@@ -136,7 +142,10 @@ void bench_note(const char *fmt, ...) {
 }
 
 void bench_skip(const char *workload, const char *impl, const char *why) {
-  printf("   %-11s skipped: %s\n", impl, why);
+  if (bench_cfg.rows)
+    printf("SKIP %s\n", why);
+  else
+    printf("   %-11s skipped: %s\n", impl, why);
   fflush(stdout);
   add_figure(workload, impl, "skipped", 0, 0, 0, true);
 }

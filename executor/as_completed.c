@@ -66,7 +66,7 @@ int cf_as_completed_create(cf_future_t *const *fs, size_t n, double timeout,
   if (out == NULL || (fs == NULL && n > 0) ||
       cf__deadline_init(&deadline, timeout) != 0)
     return CF_EINVAL;
-  cf_as_completed_t *it = calloc(1, sizeof(*it));
+  cf_as_completed_t *it = cf__calloc(1, sizeof(*it));
   if (it == NULL)
     return CF_ENOMEM;
   it->deadline = deadline;

@@ -108,7 +108,7 @@ static bool forked(const cf_bridge_t *b) {
 }
 
 static int bridge_new(cf_bridge_t **out) {
-  cf_bridge_t *b = calloc(1, sizeof(*b));
+  cf_bridge_t *b = cf__calloc(1, sizeof(*b));
   if (b == NULL)
     return CF_ENOMEM;
   if (pthread_mutex_init(&b->mu, NULL) != 0) {
@@ -131,10 +131,10 @@ int cf_bridge_create(cf_bridge_t **out) {
   if (rc != 0)
     return rc;
 #ifdef USE_EVENTFD
-  b->read_fd = b->write_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  b->read_fd = b->write_fd = cf__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 #else /* a pipe: pipe2 is not everywhere, so set the flags one by one */
   int fds[2];
-  if (pipe(fds) == 0) {
+  if (cf__pipe(fds) == 0) {
     b->read_fd = fds[0];
     b->write_fd = fds[1];
     for (int i = 0; i < 2; i++)
@@ -263,6 +263,12 @@ static void deliver(cf_then_t *t, int status) {
   t->called = true;
   (void)unlink_outstanding(t);
   t->fn(t->future, status, t->data);
+  /* Done with the future: a producer that abandons it (running, never
+   * completed) must be able to free it, which runs its done callbacks and
+   * so lets go of t, instead of a cycle keeping both for ever. */
+  cf_future_t *f = t->future;
+  t->future = NULL;
+  cf_future_release(f);
   then_release(t);
 }
 
@@ -334,28 +340,36 @@ int cf_bridge_dispatch(cf_bridge_t *b) {
   return count;
 }
 
-int cf_bridge_then(cf_bridge_t *b, cf_future_t *f, cf_then_fn fn, void *data,
-                   cf_then_t **out) {
-  if (b == NULL || f == NULL || fn == NULL)
-    return CF_EINVAL;
-  if (forked(b))
-    return CF_EFORKED;
-  cf_then_t *t = calloc(1, sizeof(*t));
+/* A delivery not yet tied to a future, so that run_in_executor can fail
+ * for want of memory before it submits (the caller then keeps arg). */
+cf_then_t *cf__then_new(cf_bridge_t *b, cf_then_fn fn, void *data) {
+  cf_then_t *t = cf__calloc(1, sizeof(*t));
   if (t == NULL)
-    return CF_ENOMEM;
+    return NULL;
   t->node.kind = NODE_THEN;
   t->bridge = b;
-  t->future = cf_future_retain(f);
   t->fn = fn;
   t->data = data;
   atomic_init(&t->refs, 2); /* the done callback's and the loop side's */
+  return t;
+}
+
+bool cf__bridge_closed(cf_bridge_t *b) {
+  pthread_mutex_lock(&b->mu);
+  bool closed = b->closed;
+  pthread_mutex_unlock(&b->mu);
+  return closed;
+}
+
+int cf__then_start(cf_then_t *t, cf_future_t *f) {
+  cf_bridge_t *b = t->bridge;
   pthread_mutex_lock(&b->mu);
   if (b->closed) {
     pthread_mutex_unlock(&b->mu);
-    cf_future_release(f);
     free(t);
     return CF_ESHUTDOWN;
   }
+  t->future = cf_future_retain(f);
   bridge_retain(b);
   t->next = b->outstanding;
   if (t->next != NULL)
@@ -375,9 +389,22 @@ int cf_bridge_then(cf_bridge_t *b, cf_future_t *f, cf_then_fn fn, void *data,
     then_release(t);
     return 0; /* fn ran, with CF_ECANCELLED, exactly once */
   }
-  if (out != NULL)
-    *out = t;
   return 0;
+}
+
+int cf_bridge_then(cf_bridge_t *b, cf_future_t *f, cf_then_fn fn, void *data,
+                   cf_then_t **out) {
+  if (b == NULL || f == NULL || fn == NULL)
+    return CF_EINVAL;
+  if (forked(b))
+    return CF_EFORKED;
+  cf_then_t *t = cf__then_new(b, fn, data);
+  if (t == NULL)
+    return CF_ENOMEM;
+  int rc = cf__then_start(t, f);
+  if (rc == 0 && out != NULL)
+    *out = t;
+  return rc;
 }
 
 int cf_then_cancel(cf_then_t *t) {
@@ -394,16 +421,32 @@ int cf_then_cancel(cf_then_t *t) {
 
 int cf_bridge_run_in_executor(cf_bridge_t *b, cf_executor_t *ex, cf_job_fn fn,
                               void *arg, cf_free_fn arg_dtor, cf_then_fn cb,
-                              void *data, cf_then_t **t) {
+                              void *data, cf_then_t **out) {
   if (b == NULL || ex == NULL || fn == NULL || cb == NULL)
     return CF_EINVAL;
+  if (forked(b))
+    return CF_EFORKED;
+  if (cf__bridge_closed(b))
+    return CF_ESHUTDOWN;
+  /* Everything that can fail for want of memory comes before the submit,
+   * so that any error but the last one below leaves arg with the caller. */
+  cf_then_t *t = cf__then_new(b, cb, data);
+  if (t == NULL)
+    return CF_ENOMEM;
   cf_future_t *f;
   int rc = cf_executor_submit(ex, fn, arg, arg_dtor, &f);
-  if (rc != 0)
+  if (rc != 0) {
+    free(t);
     return rc;
-  rc = cf_bridge_then(b, f, cb, data, t);
+  }
+  /* A fresh future has no callback yet: registering allocates nothing.
+   * Only a destroy racing with this call can make it fail (CF_ESHUTDOWN):
+   * then the job is cancelled and the pool owns arg. */
+  rc = cf__then_start(t, f);
   if (rc != 0)
     cf_future_cancel(f);
+  else if (out != NULL)
+    *out = t;
   cf_future_release(f);
   return rc;
 }
@@ -413,7 +456,7 @@ int cf_bridge_call_threadsafe(cf_bridge_t *b, cf_call_fn fn, void *arg) {
     return CF_EINVAL;
   if (forked(b))
     return CF_EFORKED;
-  struct call *c = malloc(sizeof(*c));
+  struct call *c = cf__malloc(sizeof(*c));
   if (c == NULL)
     return CF_ENOMEM;
   c->node.kind = NODE_CALL;

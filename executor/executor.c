@@ -111,7 +111,7 @@ int cf_job_fail(cf_job_t *job, int code, const char *fmt, ...) {
   if (fmt != NULL) {
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&message, fmt, ap) < 0)
+    if (cf__vasprintf(&message, fmt, ap) < 0)
       message = NULL; /* out of memory: fail without a message */
     va_end(ap);
   }
@@ -151,7 +151,7 @@ int cf_executor_create(cf_executor_t **out, const cf_executor_options_t *opts) {
   }
   if (out == NULL || opts->max_workers <= 0)
     return CF_EINVAL;
-  cf_executor_t *ex = calloc(1, sizeof(*ex));
+  cf_executor_t *ex = cf__calloc(1, sizeof(*ex));
   if (ex == NULL)
     return CF_ENOMEM;
   cf__fork_init();
@@ -251,7 +251,7 @@ static void break_pool(cf_executor_t *ex) {
   pthread_mutex_unlock(&ex->mu);
   while (f != NULL) {
     cf_future_t *next = f->next;
-    char *message = strdup(cf_strerror(CF_EBROKEN));
+    char *message = cf__strdup(cf_strerror(CF_EBROKEN));
     if (cf__future_finish(f, CF_EBROKEN, NULL, NULL, message) != 0)
       free(message); /* cancelled before the break: stays cancelled */
     drop_item(f);
@@ -329,12 +329,12 @@ static void *worker_main(void *arg) {
 /* Start worker number `index` (reserved by the caller under ex->mu).
  * Returns 0 or CF_EAGAIN; on failure the reservation is undone. */
 static int spawn(cf_executor_t *ex, int index) {
-  struct worker *w = calloc(1, sizeof(*w));
+  struct worker *w = cf__calloc(1, sizeof(*w));
   int err = w == NULL ? ENOMEM : pthread_cond_init(&w->wake, NULL);
   if (err == 0) {
     w->ex = ex;
     w->index = index;
-    err = pthread_create(&w->tid, NULL, worker_main, w);
+    err = cf__pthread_create(&w->tid, NULL, worker_main, w);
     if (err != 0)
       pthread_cond_destroy(&w->wake);
   }
@@ -353,23 +353,37 @@ static int spawn(cf_executor_t *ex, int index) {
   return err == 0 ? 0 : CF_EAGAIN;
 }
 
-/* With no thread at all, f would wait for ever: take it back if it is
- * still queued. True if it was taken back. Called with ex->mu held. */
-static bool unqueue_orphan(cf_executor_t *ex, cf_future_t *f) {
-  if (ex->nthreads > 0)
-    return false;
-  cf_future_t **link = &ex->head, *prev = NULL;
-  while (*link != NULL && *link != f) {
-    prev = *link;
-    link = &(*link)->next;
+/* A thread start failed. With no thread at all, the queued jobs would wait
+ * for ever: take them all back. Returns true if f was among them (the
+ * caller then reports CF_EAGAIN and keeps arg). The others were handed out
+ * by concurrent submits that counted on a thread being started (ours, or
+ * another that failed too): their futures fail with CF_EAGAIN. The last
+ * start to fail always finds no thread, so no job stays queued without
+ * one; a start still in flight leaves the queue to its own outcome. */
+static bool unqueue_orphans(cf_executor_t *ex, cf_future_t *f) {
+  pthread_mutex_lock(&ex->mu);
+  cf_future_t *orphans = NULL;
+  if (ex->nthreads == 0) {
+    orphans = ex->head;
+    ex->head = ex->tail = NULL;
+    ex->queued = 0;
+    atomic_store_explicit(&ex->queued_hint, 0, memory_order_relaxed);
   }
-  if (*link == NULL)
-    return false;
-  *link = f->next;
-  if (ex->tail == f)
-    ex->tail = prev;
-  atomic_store_explicit(&ex->queued_hint, --ex->queued, memory_order_relaxed);
-  return true;
+  pthread_mutex_unlock(&ex->mu);
+  bool mine = false;
+  while (orphans != NULL) {
+    cf_future_t *next = orphans->next;
+    if (orphans == f) {
+      mine = true;
+    } else {
+      char *message = cf__strdup(cf_strerror(CF_EAGAIN));
+      if (cf__future_finish(orphans, CF_EAGAIN, NULL, NULL, message) != 0)
+        free(message); /* cancelled meanwhile: stays cancelled */
+      drop_item(orphans);
+    }
+    orphans = next;
+  }
+  return mine;
 }
 
 int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn, void *arg,
@@ -417,14 +431,9 @@ int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn, void *arg,
 
   if (wake != NULL)
     pthread_cond_signal(&wake->wake);
-  if (index >= 0 && spawn(ex, index) != 0) {
-    pthread_mutex_lock(&ex->mu);
-    bool orphan = unqueue_orphan(ex, f);
-    pthread_mutex_unlock(&ex->mu);
-    if (orphan) {
-      free(f); /* never seen by anyone: the caller keeps arg */
-      return CF_EAGAIN;
-    }
+  if (index >= 0 && spawn(ex, index) != 0 && unqueue_orphans(ex, f)) {
+    free(f); /* never seen by anyone: the caller keeps arg */
+    return CF_EAGAIN;
   }
   if (out != NULL)
     *out = f;
@@ -506,6 +515,8 @@ int cf_executor_destroy(cf_executor_t *ex) {
 int cf_executor_thread_count(const cf_executor_t *ex) {
   if (ex == NULL)
     return CF_EINVAL;
+  if (forked(ex)) /* its mutex may have been held by a thread now gone */
+    return CF_EFORKED;
   pthread_mutex_lock((pthread_mutex_t *)&ex->mu);
   int n = ex->nthreads;
   pthread_mutex_unlock((pthread_mutex_t *)&ex->mu);

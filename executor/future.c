@@ -30,7 +30,7 @@ static uint32_t load_state(const cf_future_t *f) {
 }
 
 cf_future_t *cf__future_new(void) {
-  cf_future_t *f = calloc(1, sizeof(*f));
+  cf_future_t *f = cf__calloc(1, sizeof(*f));
   if (f != NULL)
     atomic_init(&f->refs, 1);
   return f;
@@ -335,7 +335,7 @@ int cf_future_add_done_callback(cf_future_t *f, cf_done_fn fn, void *data) {
     }
     /* Allocate outside the lock, then look again. */
     cf__unlock(&f->lock);
-    node = malloc(sizeof(*node));
+    node = cf__malloc(sizeof(*node));
     if (node == NULL)
       return CF_ENOMEM;
   }
@@ -392,7 +392,7 @@ int cf_future_set_exception(cf_future_t *f, int code, const char *message) {
   if (f == NULL || code == 0)
     return CF_EINVAL;
   char *copy = NULL;
-  if (message != NULL && (copy = strdup(message)) == NULL)
+  if (message != NULL && (copy = cf__strdup(message)) == NULL)
     return CF_ENOMEM;
   int rc = cf__future_finish(f, code, NULL, NULL, copy);
   if (rc != 0)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cfutures.h"
+#include "fault.h"
 #include "sync.h"
 
 /* The state word of a future: a cf_state_t in the low bits, plus a flag
@@ -144,6 +145,13 @@ void cf__waiter_remove(struct cf__waiter *w);
 
 /* Called by a completing future with its lock held. */
 void cf__waiter_notify(struct cf__wnode *node, bool failed);
+
+/* Bridge deliveries in two steps, so that callers can allocate before
+ * they submit: a new delivery (NULL: out of memory), then tied to its
+ * future (CF_ESHUTDOWN if the bridge closed meanwhile: t is freed). */
+cf_then_t *cf__then_new(cf_bridge_t *b, cf_then_fn fn, void *data);
+int cf__then_start(cf_then_t *t, cf_future_t *f);
+bool cf__bridge_closed(cf_bridge_t *b);
 
 /* The fork generation: bumped in the child by a pthread_atfork handler. */
 extern _Atomic unsigned cf__fork_generation;

@@ -5,7 +5,11 @@
  * A loop future lives on its loop's thread only: plain counters, no locks.
  * Its done callbacks never run inside the call that completes it: one
  * loop callback is scheduled that runs them in registration order, and a
- * callback added to a done future is scheduled on its own.
+ * callback added to a done future is scheduled on its own. The run that
+ * schedules them (a cb_run, with its loop handle embedded) is allocated
+ * with the first callback, where running out of memory can be reported:
+ * completing a future never allocates, so it never loses a callback (and
+ * never leaves a task waiting for ever on a future that is done).
  */
 #include "loop_internal.h"
 
@@ -13,7 +17,7 @@
 #include <string.h>
 
 cf_lfuture_t *cf__lfuture_new(cf_loop_t *loop) {
-  cf_lfuture_t *f = calloc(1, sizeof(*f));
+  cf_lfuture_t *f = cf__calloc(1, sizeof(*f));
   if (f != NULL) {
     f->loop = loop;
     f->refs = 1;
@@ -58,6 +62,7 @@ static void lfuture_free(cf_lfuture_t *f) {
     f->value_dtor(f->value);
   free(f->message);
   drop_list(f->callbacks); /* only if it never completed */
+  free(f->run);
   free(f);
 }
 
@@ -94,6 +99,7 @@ void cf_lfuture_release(cf_lfuture_t *f) {
 /* ---- done callbacks ---- */
 
 struct cb_run {
+  cf_handle_t handle; /* embedded: freed with the run */
   cf_lfuture_t *f;
   struct lf_callback *list;
 };
@@ -133,30 +139,28 @@ static void drop_callbacks(void *arg) {
   free(run);
 }
 
-/* Schedule the callbacks in list (taken from f) to run soon. On failure
- * the list is left to the caller. */
-static int schedule_callbacks(cf_lfuture_t *f, struct lf_callback *list) {
-  if (list == NULL)
-    return 0;
-  if (f->loop == NULL) /* closed: nothing runs any more */
-    return CF_ESHUTDOWN;
-  struct cb_run *run = malloc(sizeof(*run));
-  if (run == NULL ||
-      cf__loop_soon(f->loop, run_callbacks, run, drop_callbacks, NULL) != 0) {
-    free(run);
-    return CF_ENOMEM;
-  }
+/* Schedule the callbacks in list (taken from f) to run soon, with run
+ * (allocated beforehand); cannot fail. */
+static void schedule_callbacks(cf_lfuture_t *f, struct cb_run *run,
+                               struct lf_callback *list) {
   run->f = cf_lfuture_retain(f);
   run->list = list;
-  return 0;
+  cf__loop_soon_embedded(f->loop, &run->handle, run_callbacks, run,
+                         drop_callbacks);
 }
 
 static void settle(cf_lfuture_t *f, enum lfuture_state state) {
   f->state = state;
   struct lf_callback *list = f->callbacks;
+  struct cb_run *run = f->run; /* not NULL when list is not */
   f->callbacks = f->callbacks_tail = NULL;
-  if (schedule_callbacks(f, list) != 0)
-    drop_list(list); /* closed or out of memory: they cannot run */
+  f->run = NULL;
+  if (list != NULL && f->loop != NULL) {
+    schedule_callbacks(f, run, list);
+  } else { /* closed: they cannot run */
+    drop_list(list);
+    free(run);
+  }
 }
 
 void cf__lfuture_finish(cf_lfuture_t *f, int code, void *value,
@@ -172,19 +176,31 @@ void cf__lfuture_cancel_quietly(cf_lfuture_t *f) { settle(f, LF_CANCELLED); }
 
 int cf__lfuture_add_callback(cf_lfuture_t *f, cf_lfuture_fn fn, void *data,
                              void (*drop)(void *)) {
-  struct lf_callback *cb = malloc(sizeof(*cb));
-  if (cb == NULL)
+  if (f->state != LF_PENDING && f->loop == NULL)
+    return CF_ESHUTDOWN; /* closed: nothing runs any more */
+  /* A done future schedules this callback on its own run; a pending one
+   * needs a run for when it completes, made with its first callback. */
+  struct cb_run *run = NULL;
+  if (f->state != LF_PENDING || f->run == NULL) {
+    run = cf__calloc(1, sizeof(*run));
+    if (run == NULL)
+      return CF_ENOMEM;
+  }
+  struct lf_callback *cb = cf__malloc(sizeof(*cb));
+  if (cb == NULL) {
+    free(run);
     return CF_ENOMEM;
+  }
   cb->fn = fn;
   cb->data = data;
   cb->drop = drop;
   cb->next = NULL;
   if (f->state != LF_PENDING) {
-    int rc = schedule_callbacks(f, cb);
-    if (rc != 0)
-      free(cb);
-    return rc;
+    schedule_callbacks(f, run, cb);
+    return 0;
   }
+  if (run != NULL)
+    f->run = run;
   if (f->callbacks_tail != NULL)
     f->callbacks_tail->next = cb;
   else
@@ -268,7 +284,7 @@ int cf_lfuture_set_exception(cf_lfuture_t *f, int code, const char *message) {
   if (f->state != LF_PENDING || f->task != NULL)
     return CF_EINVALID_STATE;
   char *copy = NULL;
-  if (message != NULL && (copy = strdup(message)) == NULL)
+  if (message != NULL && (copy = cf__strdup(message)) == NULL)
     return CF_ENOMEM;
   cf__lfuture_finish(f, code, NULL, NULL, copy);
   return 0;
@@ -278,7 +294,7 @@ int cf_lfuture_set_exception(cf_lfuture_t *f, int code, const char *message) {
 static void copy_outcome(cf_lfuture_t *dst, int code, void *value,
                          const char *message) {
   cf__lfuture_finish(dst, code, code == 0 ? value : NULL, NULL,
-                     message != NULL ? strdup(message) : NULL);
+                     message != NULL ? cf__strdup(message) : NULL);
 }
 
 /* ---- wrap: a pool future seen from the loop ---- */
@@ -313,36 +329,57 @@ static int wrap_cancel(cf_lfuture_t *f) {
   if (!cf__lfuture_cancel_plain(f))
     return 0;
   struct wrap *w = f->ext;
-  if (w->then != NULL)
+  if (w->then != NULL && w->source != NULL) /* started, not delivered */
     cf_then_cancel(w->then); /* cancels the pool future if still queued */
   return 1;
 }
 
 static void wrap_free(cf_lfuture_t *f) {
   struct wrap *w = f->ext;
+  if (w->source == NULL)
+    free(w->then); /* made, never started */
   cf_future_release(w->source);
   free(w);
+}
+
+cf_lfuture_t *cf__lfuture_wrap_new(cf_loop_t *loop) {
+  cf_lfuture_t *f = cf__lfuture_new(loop);
+  struct wrap *w = cf__calloc(1, sizeof(*w));
+  cf_then_t *t = cf__then_new(loop->bridge, wrap_delivered, f);
+  if (f == NULL || w == NULL || t == NULL) {
+    cf_lfuture_release(f);
+    free(w);
+    free(t);
+    return NULL;
+  }
+  w->then = t;
+  f->ext = w;
+  f->cancel = wrap_cancel;
+  f->on_free = wrap_free;
+  return f;
+}
+
+int cf__lfuture_wrap_start(cf_lfuture_t *f, cf_future_t *pf) {
+  struct wrap *w = f->ext;
+  w->source = cf_future_retain(pf);
+  cf_lfuture_retain(f); /* for the delivery */
+  int rc = cf__then_start(w->then, pf);
+  if (rc != 0) { /* the bridge closed: cf__then_start freed the delivery */
+    w->then = NULL;
+    f->refs--;
+    cf__lfuture_cancel_quietly(f);
+  }
+  return rc;
 }
 
 int cf_lfuture_wrap(cf_loop_t *loop, cf_future_t *pf, cf_lfuture_t **out) {
   if (loop == NULL || pf == NULL || out == NULL)
     return CF_EINVAL;
-  cf_lfuture_t *f = cf__lfuture_new(loop);
-  struct wrap *w = calloc(1, sizeof(*w));
-  if (f == NULL || w == NULL) {
-    cf_lfuture_release(f);
-    free(w);
+  cf_lfuture_t *f = cf__lfuture_wrap_new(loop);
+  if (f == NULL)
     return CF_ENOMEM;
-  }
-  w->source = cf_future_retain(pf);
-  f->ext = w;
-  f->cancel = wrap_cancel;
-  f->on_free = wrap_free;
-  cf_lfuture_retain(f); /* for the delivery */
-  int rc = cf_bridge_then(loop->bridge, pf, wrap_delivered, f, &w->then);
+  int rc = cf__lfuture_wrap_start(f, pf);
   if (rc != 0) {
-    f->refs = 1;
-    cf__lfuture_cancel_quietly(f);
     cf_lfuture_release(f);
     return rc;
   }
@@ -432,8 +469,14 @@ static void gather_child_done(cf_lfuture_t *child, void *data) {
   cf_lfuture_release(outer);
 }
 
+/* The loop closed before the child's callback ran. Mark the child as
+ * reported all the same: the scheduled run that held it is being dropped
+ * too, so it may be freed, and a gather_cancel (at the outer's last
+ * release) must not touch it any more. */
 static void gather_child_drop(void *data) {
-  cf_lfuture_release(((struct gather_child *)data)->outer);
+  struct gather_child *c = data;
+  c->done = true;
+  cf_lfuture_release(c->outer);
 }
 
 /* asyncio's _GatheringFuture.cancel: cancel the children not done yet;
@@ -465,8 +508,8 @@ int cf_gather(cf_loop_t *loop, cf_lfuture_t *const *fs, size_t n,
     if (fs[i] == NULL || fs[i]->loop != loop)
       return CF_EINVAL;
   cf_lfuture_t *outer = cf__lfuture_new(loop);
-  struct gather *g = calloc(1, sizeof(*g));
-  struct gather_child *children = n ? calloc(n, sizeof(*children)) : NULL;
+  struct gather *g = cf__calloc(1, sizeof(*g));
+  struct gather_child *children = n ? cf__calloc(n, sizeof(*children)) : NULL;
   if (outer == NULL || g == NULL || (n > 0 && children == NULL)) {
     if (outer != NULL)
       cf_lfuture_release(outer);

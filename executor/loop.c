@@ -22,6 +22,7 @@
 #include "loop_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,7 @@ static void ready_push(cf_loop_t *loop, cf_handle_t *h) {
 }
 
 static cf_handle_t *handle_new(cf_loop_fn fn, void *arg, void (*drop)(void *)) {
-  cf_handle_t *h = calloc(1, sizeof(*h));
+  cf_handle_t *h = cf__calloc(1, sizeof(*h));
   if (h != NULL) {
     h->fn = fn;
     h->arg = arg;
@@ -89,6 +90,15 @@ int cf__loop_soon(cf_loop_t *loop, cf_loop_fn fn, void *arg,
   if (out != NULL)
     *out = h;
   return 0;
+}
+
+/* For what must not fail for want of memory: a task's next step, a
+ * completed future's callbacks (losing them would leave a task asleep for
+ * ever). */
+void cf__loop_soon_embedded(cf_loop_t *loop, cf_handle_t *h, cf_loop_fn fn,
+                            void *arg, void (*drop)(void *)) {
+  *h = (cf_handle_t){.fn = fn, .arg = arg, .drop = drop, .embedded = true};
+  ready_push(loop, h);
 }
 
 static bool timer_less(const cf_handle_t *a, const cf_handle_t *b) {
@@ -138,7 +148,7 @@ int cf__loop_at(cf_loop_t *loop, double when, cf_loop_fn fn, void *arg,
                 void (*drop)(void *), cf_handle_t **out) {
   if (loop->heap_len == loop->heap_cap) {
     size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-    cf_handle_t **heap = realloc(loop->heap, cap * sizeof(*heap));
+    cf_handle_t **heap = cf__realloc(loop->heap, cap * sizeof(*heap));
     if (heap == NULL)
       return CF_ENOMEM;
     loop->heap = heap;
@@ -196,7 +206,9 @@ static void run_threadsafe(void *arg) {
 int cf_loop_call_soon_threadsafe(cf_loop_t *loop, cf_loop_fn fn, void *arg) {
   if (loop == NULL || fn == NULL)
     return CF_EINVAL;
-  struct threadsafe_call *c = malloc(sizeof(*c));
+  if (atomic_load(&loop->closing)) /* it would be dropped, never run */
+    return CF_ESHUTDOWN;
+  struct threadsafe_call *c = cf__malloc(sizeof(*c));
   if (c == NULL)
     return CF_ENOMEM;
   c->loop = loop;
@@ -246,8 +258,10 @@ static void purge_timers(cf_loop_t *loop) {
   }
 }
 
-/* Run or discard one handle taken from a queue, then free it. */
+/* Run or discard one handle taken from a queue, then free it (unless
+ * embedded: fn may have freed it with its object). */
 static void handle_run(cf_handle_t *h) {
+  bool embedded = h->embedded;
   if (!h->cancelled) {
     h->cancelled = true; /* a late cf_handle_cancel now returns 0 */
     h->loop = NULL;      /* and counts nothing: it left the heap */
@@ -255,13 +269,16 @@ static void handle_run(cf_handle_t *h) {
   } else if (h->loop != NULL) {
     h->loop->heap_cancelled--;
   }
-  free(h);
+  if (!embedded)
+    free(h);
 }
 
 static void handle_discard(cf_handle_t *h) {
+  bool embedded = h->embedded;
   if (!h->cancelled && h->drop != NULL)
     h->drop(h->arg);
-  free(h);
+  if (!embedded)
+    free(h);
 }
 
 /* ---- file descriptors ---- */
@@ -289,11 +306,22 @@ static int fd_watch(cf_loop_t *loop, int fd, bool write, cf_loop_fn fn,
                     void *arg) {
   if (loop == NULL || fd < 0 || fn == NULL)
     return CF_EINVAL;
+  if (fcntl(fd, F_GETFD) == -1) /* not open: do not grow the table for it */
+    return CF_ESYSTEM;
   if ((size_t)fd >= loop->nfds) {
     size_t n = loop->nfds ? loop->nfds : 64;
     while (n <= (size_t)fd)
       n *= 2;
-    struct fd_watch *fds = realloc(loop->fds, n * sizeof(*fds));
+#ifdef USE_POLL
+    /* poll's array grows here, where running out of memory can be
+     * reported, so that an iteration never allocates: one that could not
+     * would never see the bridge's fd, and the loop would spin for ever. */
+    struct pollfd *set = cf__realloc(loop->poll_set, n * sizeof(*set));
+    if (set == NULL)
+      return CF_ENOMEM;
+    loop->poll_set = set;
+#endif
+    struct fd_watch *fds = cf__realloc(loop->fds, n * sizeof(*fds));
     if (fds == NULL)
       return CF_ENOMEM;
     memset(fds + loop->nfds, 0, (n - loop->nfds) * sizeof(*fds));
@@ -380,29 +408,26 @@ static void fd_ready(cf_loop_t *loop, int fd, uint32_t ev) {
 
 #ifdef USE_POLL
 static void poll_fds(cf_loop_t *loop, int ms) {
+  struct pollfd *pfds = loop->poll_set; /* nfds entries: never too few */
   size_t n = 0;
-  for (size_t fd = 0; fd < loop->nfds; fd++)
-    n += loop->fds[fd].events != 0;
-  struct pollfd *pfds = calloc(n ? n : 1, sizeof(*pfds));
-  if (pfds == NULL)
-    return; /* out of memory: try again next iteration */
-  n = 0;
   for (size_t fd = 0; fd < loop->nfds; fd++)
     if (loop->fds[fd].events != 0) {
       pfds[n].fd = (int)fd;
-      pfds[n++].events = (short)loop->fds[fd].events;
+      pfds[n].events = (short)loop->fds[fd].events;
+      pfds[n++].revents = 0;
     }
   if (poll(pfds, n, ms) > 0)
     for (size_t i = 0; i < n; i++) {
-      if (pfds[i].revents & POLLNVAL) { /* closed while watched: forget */
-        loop->fds[pfds[i].fd].read_fn = NULL; /* it, as epoll does */
-        loop->fds[pfds[i].fd].write_fn = NULL;
-        loop->fds[pfds[i].fd].events = 0;
-      } else if (pfds[i].revents != 0) {
-        fd_ready(loop, pfds[i].fd, (uint32_t)pfds[i].revents);
+      /* Read through loop->poll_set: a callback may have grown it. */
+      struct pollfd p = ((struct pollfd *)loop->poll_set)[i];
+      if (p.revents & POLLNVAL) { /* closed while watched: forget it, */
+        loop->fds[p.fd].read_fn = NULL; /* as epoll does */
+        loop->fds[p.fd].write_fn = NULL;
+        loop->fds[p.fd].events = 0;
+      } else if (p.revents != 0) {
+        fd_ready(loop, p.fd, (uint32_t)p.revents);
       }
     }
-  free(pfds);
 }
 #else
 static void poll_fds(cf_loop_t *loop, int ms) {
@@ -495,9 +520,9 @@ void *cf__stack_get(cf_loop_t *loop) {
   if (loop->stack_pool_len > 0)
     return loop->stack_pool[--loop->stack_pool_len];
   size_t guard = cf__stack_guard();
-  void *map = mmap(NULL, loop->stack_size + guard, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
-                   0);
+  void *map = cf__mmap(NULL, loop->stack_size + guard, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                       -1, 0);
   if (map == MAP_FAILED)
     return NULL;
   if (mprotect(map, guard, PROT_NONE) != 0) { /* the guard page, below */
@@ -511,7 +536,7 @@ void cf__stack_put(cf_loop_t *loop, void *map) {
   if (loop->stack_pool_len == loop->stack_pool_cap &&
       loop->stack_pool_cap < STACK_POOL_MAX) {
     size_t cap = loop->stack_pool_cap ? loop->stack_pool_cap * 2 : 8;
-    void **pool = realloc(loop->stack_pool, cap * sizeof(*pool));
+    void **pool = cf__realloc(loop->stack_pool, cap * sizeof(*pool));
     if (pool != NULL) {
       loop->stack_pool = pool;
       loop->stack_pool_cap = cap;
@@ -558,7 +583,7 @@ int cf_loop_create(cf_loop_t **out, const cf_loop_options_t *opts) {
   }
   if (out == NULL)
     return CF_EINVAL;
-  cf_loop_t *loop = calloc(1, sizeof(*loop));
+  cf_loop_t *loop = cf__calloc(1, sizeof(*loop));
   if (loop == NULL)
     return CF_ENOMEM;
   size_t page = cf__stack_guard();
@@ -572,7 +597,7 @@ int cf_loop_create(cf_loop_t **out, const cf_loop_options_t *opts) {
   loop->epfd = -1;
   int rc = cf_bridge_create(&loop->bridge);
 #else
-  loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+  loop->epfd = cf__epoll_create1(EPOLL_CLOEXEC);
   int rc = loop->epfd < 0 ? CF_ESYSTEM : cf_bridge_create(&loop->bridge);
 #endif
   if (rc == 0)
@@ -583,6 +608,7 @@ int cf_loop_create(cf_loop_t **out, const cf_loop_options_t *opts) {
     if (loop->epfd >= 0)
       close(loop->epfd);
     free(loop->fds);
+    free(loop->poll_set);
     free(loop);
     return rc;
   }
@@ -595,7 +621,7 @@ int cf_loop_close(cf_loop_t *loop) {
     return 0;
   if (loop->running || cf__current_task != NULL)
     return CF_EINVALID_STATE;
-  loop->closing = true;
+  atomic_store(&loop->closing, true);
   /* Every task ends: cancel them and run until they have. */
   for (struct task *t = loop->tasks; t != NULL; t = t->next)
     cf__task_cancel(t);
@@ -618,6 +644,7 @@ int cf_loop_close(cf_loop_t *loop) {
   cf__lfuture_detach_all(loop);
   free(loop->heap);
   free(loop->fds);
+  free(loop->poll_set);
   if (loop->epfd >= 0)
     close(loop->epfd);
   cf__stack_pool_free(loop);

@@ -18,6 +18,7 @@ struct cf_handle {
   size_t heap_index;       /* timers: position in the heap */
   cf_loop_t *loop;         /* timers: to count cancelled ones */
   bool cancelled;
+  bool embedded; /* part of a larger object: the loop never frees it */
   struct cf_handle *next; /* in the ready queue */
 };
 
@@ -31,6 +32,7 @@ struct lf_callback {
 };
 
 struct task;
+struct cb_run;
 
 struct cf_lfuture {
   cf_loop_t *loop;
@@ -41,6 +43,7 @@ struct cf_lfuture {
   cf_free_fn value_dtor;
   char *message;
   struct lf_callback *callbacks, *callbacks_tail;
+  struct cb_run *run; /* schedules the callbacks: made with the first one */
   /* cancel() for its kind (task, wrap, gather); NULL: a plain future's. */
   int (*cancel)(cf_lfuture_t *f);
   void (*on_free)(cf_lfuture_t *f); /* kind-specific clean-up */
@@ -65,6 +68,7 @@ struct task {
   bool started;
   bool finished; /* its body returned */
   bool step_scheduled;
+  cf_handle_t step; /* embedded: scheduling a step cannot fail */
   struct task *prev, *next; /* the loop's live tasks */
 };
 
@@ -84,9 +88,10 @@ struct cf_loop {
   uint64_t timer_seq;
   struct fd_watch *fds;
   size_t nfds;
+  void *poll_set; /* poll back end: nfds struct pollfd, grown with fds */
   bool running;
   bool stopping;
-  bool closing;
+  _Atomic bool closing; /* read by call_soon_threadsafe in any thread */
   cf_executor_t *executor;
   bool own_executor;
   size_t stack_size;
@@ -102,6 +107,12 @@ struct cf_loop {
 /* Schedule an internal callback; drop(arg) runs if it never runs. */
 int cf__loop_soon(cf_loop_t *loop, cf_loop_fn fn, void *arg,
                   void (*drop)(void *), cf_handle_t **h);
+
+/* The same with a handle embedded in a larger object (it must not be
+ * queued already): cannot fail. The loop never touches h once fn or drop
+ * has been called, so they may free the object that holds h. */
+void cf__loop_soon_embedded(cf_loop_t *loop, cf_handle_t *h, cf_loop_fn fn,
+                            void *arg, void (*drop)(void *));
 int cf__loop_at(cf_loop_t *loop, double when, cf_loop_fn fn, void *arg,
                 void (*drop)(void *), cf_handle_t **h);
 
@@ -118,6 +129,12 @@ void cf__lfuture_cancel_quietly(cf_lfuture_t *f);
  * instead of fn if the loop closes first. On failure neither runs. */
 int cf__lfuture_add_callback(cf_lfuture_t *f, cf_lfuture_fn fn, void *data,
                              void (*drop)(void *));
+
+/* cf_lfuture_wrap in two steps, so that run_in_executor allocates before
+ * it submits: a wrapper (NULL: out of memory), then started on pf
+ * (CF_ESHUTDOWN if the loop's bridge closed: the wrapper is cancelled). */
+cf_lfuture_t *cf__lfuture_wrap_new(cf_loop_t *loop);
+int cf__lfuture_wrap_start(cf_lfuture_t *f, cf_future_t *pf);
 
 /* A plain future's cancel: 1 if it was pending. */
 int cf__lfuture_cancel_plain(cf_lfuture_t *f);

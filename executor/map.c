@@ -32,7 +32,7 @@ struct cf_map {
 static int ring_push(cf_map_t *m, cf_future_t *f) {
   if (m->count == m->cap) {
     size_t cap = m->cap ? m->cap * 2 : 16;
-    cf_future_t **ring = malloc(cap * sizeof(*ring));
+    cf_future_t **ring = cf__malloc(cap * sizeof(*ring));
     if (ring == NULL)
       return CF_ENOMEM;
     for (size_t i = 0; i < m->count; i++)
@@ -96,7 +96,7 @@ int cf_executor_map(cf_executor_t *ex, cf_job_fn fn, cf_map_input_fn next_arg,
   if (ex == NULL || fn == NULL || next_arg == NULL || out == NULL ||
       cf__deadline_init(&deadline, timeout) != 0)
     return CF_EINVAL;
-  cf_map_t *m = calloc(1, sizeof(*m));
+  cf_map_t *m = cf__calloc(1, sizeof(*m));
   if (m == NULL)
     return CF_ENOMEM;
   m->ex = ex;

@@ -91,13 +91,13 @@ static void drop_step(void *arg) {
   t->step_scheduled = false;
 }
 
-static int schedule_step(struct task *t) {
+/* With the handle embedded in the task, this cannot fail: a wake-up or a
+ * cancellation is never lost for want of memory. */
+static void schedule_step(struct task *t) {
   if (t->step_scheduled)
-    return 0;
-  int rc = cf__loop_soon(t->self->loop, task_step, t, drop_step, NULL);
-  if (rc == 0)
-    t->step_scheduled = true;
-  return rc;
+    return;
+  t->step_scheduled = true;
+  cf__loop_soon_embedded(t->self->loop, &t->step, task_step, t, drop_step);
 }
 
 static void task_free(cf_lfuture_t *f) {
@@ -115,7 +115,7 @@ int cf_task_create(cf_loop_t *loop, cf_coro_fn fn, void *arg,
   if (loop->closing)
     return CF_ESHUTDOWN;
   cf_lfuture_t *f = cf__lfuture_new(loop);
-  struct task *t = calloc(1, sizeof(*t));
+  struct task *t = cf__calloc(1, sizeof(*t));
   if (f == NULL || t == NULL) {
     cf_lfuture_release(f);
     free(t);
@@ -127,14 +127,7 @@ int cf_task_create(cf_loop_t *loop, cf_coro_fn fn, void *arg,
   f->task = t;
   f->cancel = task_cancel;
   f->on_free = task_free;
-  int rc = schedule_step(t);
-  if (rc != 0) {
-    f->task = NULL;
-    f->cancel = NULL;
-    free(t);
-    cf_lfuture_release(f);
-    return rc;
-  }
+  schedule_step(t);
   t->next = loop->tasks;
   if (t->next != NULL)
     t->next->prev = t;
@@ -174,7 +167,7 @@ int cf_task_fail(cf_lfuture_t *self, int code, const char *fmt, ...) {
   if (fmt != NULL) {
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&message, fmt, ap) < 0)
+    if (cf__vasprintf(&message, fmt, ap) < 0)
       message = NULL; /* out of memory: fail without a message */
     va_end(ap);
   }
@@ -219,6 +212,21 @@ static bool take_cancel(struct task *t) {
   return true;
 }
 
+/* The second half of an await, once the wake-up is registered on the
+ * pending future f: suspend until it is done (wakeup() schedules the next
+ * step), then report. */
+static int await_registered(struct task *t, cf_lfuture_t *f, void **value) {
+  /* A request made while the task ran goes to what it now waits for, as
+   * asyncio's __step does; the await then reports how that ended. */
+  if (t->must_cancel && f->state == LF_PENDING && cf_lfuture_cancel(f) == 1)
+    t->must_cancel = false;
+  t->fut_waiter = cf_lfuture_retain(f);
+  cf__coro_switch(&t->coro, &f->loop->main); /* wakeup() steps us back */
+  t->fut_waiter = NULL;
+  cf_lfuture_release(f);
+  return take_cancel(t) ? CF_ECANCELLED : cf__lfuture_outcome(f, value);
+}
+
 int cf_await(cf_lfuture_t *f, void **value) {
   struct task *t = cf__current_task;
   if (f == NULL)
@@ -227,18 +235,10 @@ int cf_await(cf_lfuture_t *f, void **value) {
     return CF_EINVALID_STATE;
   if (f->state != LF_PENDING)
     return take_cancel(t) ? CF_ECANCELLED : cf__lfuture_outcome(f, value);
-  /* A request made while the task ran goes to what it now waits for, as
-   * asyncio's __step does; the await then reports how that ended. */
-  if (t->must_cancel && cf_lfuture_cancel(f) == 1)
-    t->must_cancel = false;
   int rc = cf_lfuture_add_done_callback(f, wakeup, t);
   if (rc != 0)
     return rc;
-  t->fut_waiter = cf_lfuture_retain(f);
-  cf__coro_switch(&t->coro, &f->loop->main);
-  t->fut_waiter = NULL;
-  cf_lfuture_release(f);
-  return take_cancel(t) ? CF_ECANCELLED : cf__lfuture_outcome(f, value);
+  return await_registered(t, f, value);
 }
 
 int cf_await_future(cf_future_t *pf, void **value) {
@@ -323,7 +323,7 @@ int cf_timeout_enter(double delay, cf_timeout_t **scope) {
     return CF_EINVAL;
   if (t == NULL)
     return CF_EINVALID_STATE;
-  cf_timeout_t *s = calloc(1, sizeof(*s));
+  cf_timeout_t *s = cf__calloc(1, sizeof(*s));
   if (s == NULL)
     return CF_ENOMEM;
   s->task = t;
@@ -411,16 +411,26 @@ int cf_run_in_executor(cf_executor_t *ex, cf_job_fn fn, void *arg,
     return CF_EINVAL;
   if (t == NULL)
     return CF_EINVALID_STATE;
-  int rc = ex != NULL ? 0 : cf__loop_executor(t->self->loop, &ex);
+  cf_loop_t *loop = t->self->loop;
+  int rc = ex != NULL ? 0 : cf__loop_executor(loop, &ex);
   if (rc != 0)
     return rc;
-  cf_future_t *pf;
-  rc = cf_executor_submit(ex, fn, arg, arg_dtor, &pf);
-  if (rc != 0)
-    return rc;
-  rc = cf_await_future(pf, NULL);
+  /* Everything that allocates comes before the submit, so that every
+   * error but the bridge closing under us leaves arg with the caller. */
+  cf_lfuture_t *wrapper = cf__lfuture_wrap_new(loop);
+  if (wrapper == NULL)
+    return CF_ENOMEM;
+  rc = cf_lfuture_add_done_callback(wrapper, wakeup, t);
+  cf_future_t *pf = NULL;
+  if (rc == 0)
+    rc = cf_executor_submit(ex, fn, arg, arg_dtor, &pf);
+  if (rc == 0 && (rc = cf__lfuture_wrap_start(wrapper, pf)) != 0)
+    cf_future_cancel(pf); /* the loop is closing: the pool owns arg */
+  if (rc == 0)
+    rc = await_registered(t, wrapper, NULL);
   if (done != NULL && (rc == 0 || rc == CF_EFAILED))
     *done = cf_future_retain(pf);
   cf_future_release(pf);
+  cf_lfuture_release(wrapper);
   return rc;
 }

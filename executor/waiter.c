@@ -23,8 +23,8 @@ int cf__dedup(cf_future_t *const *fs, size_t n, cf_future_t ***out,
   size_t cap = 16;
   while (cap < 2 * n)
     cap *= 2;
-  cf_future_t **table = calloc(cap, sizeof(*table));
-  cf_future_t **unique = malloc(n * sizeof(*unique));
+  cf_future_t **table = cf__calloc(cap, sizeof(*table));
+  cf_future_t **unique = cf__malloc(n * sizeof(*unique));
   if (table == NULL || unique == NULL) {
     free(table);
     free(unique);
@@ -64,7 +64,7 @@ int cf__waiter_install(struct cf__waiter *w, cf__wait_kind_t kind,
   atomic_init(&w->completed, NULL);
   if (n == 0)
     return 0;
-  w->nodes = calloc(n, sizeof(*w->nodes));
+  w->nodes = cf__calloc(n, sizeof(*w->nodes));
   if (w->nodes == NULL)
     return CF_ENOMEM;
   for (size_t i = 0; i < n; i++) {

@@ -273,7 +273,9 @@ CF_EXTERN CF_NODISCARD int cf_executor_create(cf_executor_t **out,
  * is dropped without running (cancelled, broken pool). On failure the job
  * never runs, *out is untouched and the caller still owns arg. Errors:
  * CF_EINVAL (ex or fn NULL), CF_EBROKEN, CF_ESHUTDOWN, CF_ENOMEM,
- * CF_EAGAIN (the pool has no thread and none could be started), CF_EFORKED. */
+ * CF_EAGAIN (the pool has no thread and none could be started), CF_EFORKED.
+ * If thread starts fail until the pool has none, jobs already queued by
+ * other submits fail with code CF_EAGAIN instead of waiting for ever. */
 CF_EXTERN CF_NODISCARD int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn,
                                               void *arg, cf_free_fn arg_dtor,
                                               cf_future_t **out);
@@ -464,10 +466,11 @@ CF_EXTERN CF_NODISCARD int cf_bridge_then(cf_bridge_t *b, cf_future_t *f,
 CF_EXTERN int cf_then_cancel(cf_then_t *t);
 
 /* loop.run_in_executor: submit fn(arg) to ex and deliver its future to cb
- * on the loop thread, as cf_bridge_then does. Errors: those of
- * cf_executor_submit (then the job never runs and the caller keeps arg)
- * and of cf_bridge_then (then the job is cancelled if it has not started;
- * the pool owns arg and runs arg_dtor). */
+ * on the loop thread, as cf_bridge_then does. Errors: CF_EINVAL, CF_ENOMEM,
+ * CF_ESHUTDOWN (bridge destroyed), CF_EFORKED and those of
+ * cf_executor_submit: the job never runs and the caller keeps arg. Only a
+ * destroy racing with this call from another thread can fail it after the
+ * submit (CF_ESHUTDOWN: the job is cancelled; the pool owns arg). */
 CF_EXTERN CF_NODISCARD int cf_bridge_run_in_executor(
     cf_bridge_t *b, cf_executor_t *ex, cf_job_fn fn, void *arg,
     cf_free_fn arg_dtor, cf_then_fn cb, void *data, cf_then_t **t);

@@ -124,8 +124,8 @@ CF_EXTERN int cf_loop_run_forever(cf_loop_t *loop);
 CF_EXTERN int cf_loop_stop(cf_loop_t *loop);
 
 /* Run until f is done, then report its outcome as cf_lfuture_result does
- * (0, CF_EFAILED, CF_ECANCELLED). Errors: CF_EINVAL, CF_EINVALID_STATE
- * (already running, or f belongs to another loop). */
+ * (0, CF_EFAILED, CF_ECANCELLED). Errors: CF_EINVAL, CF_ENOMEM,
+ * CF_EINVALID_STATE (already running, or f belongs to another loop). */
 CF_EXTERN int cf_loop_run_until_complete(cf_loop_t *loop, cf_lfuture_t *f);
 
 /* For nesting inside another event loop: an fd that is readable when this
@@ -281,8 +281,10 @@ CF_EXTERN CF_NODISCARD int cf_shield(cf_lfuture_t *f, cf_lfuture_t **out);
  * executor, made on first use) and wait for it. Returns as cf_await; when
  * it returns 0 or CF_EFAILED, *done (may be NULL) gets a reference to the
  * pool future to read its value or failure (else it is untouched). Errors
- * also those of cf_executor_submit (then the caller keeps arg). As in
- * Python, a submit may start a pool thread, on the loop thread. */
+ * also CF_ENOMEM and those of cf_executor_submit, all before the submit:
+ * the caller keeps arg. Once submitted, the pool owns arg (CF_ECANCELLED:
+ * this task was cancelled, or the loop is closing). As in Python, a submit
+ * may start a pool thread, on the loop thread. */
 CF_EXTERN int cf_run_in_executor(cf_executor_t *ex, cf_job_fn fn, void *arg,
                                  cf_free_fn arg_dtor, cf_future_t **done);
 
