@@ -79,6 +79,9 @@ int64_t bench_now_ns(void);    /* CLOCK_MONOTONIC, nanoseconds */
 double bench_cpu(void); /* user + system CPU of the process and its
                            finished children, seconds */
 double bench_thread_cpu(void); /* the calling thread's CPU, seconds */
+/* CPU time used by every process on the machine (/proc/stat), seconds;
+ * minus bench_cpu(), what other processes took: noise in the figures. */
+double bench_machine_cpu(void);
 double bench_rss(void);        /* resident set size, bytes */
 void bench_trim(void);         /* give freed heap memory back to the OS */
 void bench_spin_us(double us); /* busy-wait */

@@ -11,7 +11,8 @@
  * Files: bench.h (what is shared), util.c (timing, latch), report.c
  * (table, RESULT lines), drivers.c (the workloads, once for every C
  * peer), peer_*.c (the peers), tasks.c (coroutines), targets.c,
- * peer_python.c + peer_python.py (the python peer).
+ * peer_python.c + peer_python.py (the python peer), child.c (figures
+ * from a child process: the python script, or this program with --rows).
  */
 #include "bench.h"
 
@@ -114,8 +115,8 @@ static void defaults(bench_cfg_t *c, bool quick) {
       .py_rounds = quick ? 2000 : 10000,
       .idle_window = quick ? 0.2 : 1.0,
       .idle_burst = 10000,
-      .gap_samples = {quick ? 2000 : 10000, quick ? 400 : 3000,
-                      quick ? 100 : 1000},
+      .gap_samples = {quick ? 2000 : 10000, quick ? 400 : 2000,
+                      quick ? 100 : 600},
       .bridge_rounds = quick ? 2000 : 10000,
       .bridge_jobs = quick ? 20000 : 100000,
       .bridge_inflight = 1000,
@@ -205,6 +206,19 @@ static void describe(const char *tmpl, const long *sizes, char *out,
   out[len] = '\0';
 }
 
+/* "2 CPUs, <model name>" from /proc/cpuinfo. */
+static void print_machine(void) {
+  char line[256], model[200] = "unknown CPU";
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+    if (sscanf(line, "model name : %199[^\n]", model) == 1)
+      break;
+  if (f != NULL)
+    fclose(f);
+  printf("machine: %ld CPUs online, %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+         model);
+}
+
 /* A workload that does not finish in WATCHDOG seconds ends the run: a
  * benchmark must never hang `make bench`. */
 enum { WATCHDOG = 600 };
@@ -244,12 +258,14 @@ int main(int argc, char **argv) {
   signal(SIGALRM, watchdog);
   ssize_t len = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
   self_exe[len > 0 ? len : 0] = '\0';
-  double t0 = bench_now();
+  double t0 = bench_now(), machine0 = bench_machine_cpu();
   if (!bench_cfg.rows)
     printf("cfutures %s: %d workers per pool, median of %d runs (min, "
            "max)%s\n",
            cf_version(), bench_cfg.workers, bench_cfg.reps,
            bench_cfg.quick ? ", quick sizes" : "");
+  if (!bench_cfg.rows)
+    print_machine();
   for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
     if (bench_selected(bench_cfg.only, workloads[i].name))
       run_workload(&workloads[i]);
@@ -257,6 +273,10 @@ int main(int argc, char **argv) {
     return 0;
   bench_print_targets();
   bench_print_results();
-  printf("\ncfutures-bench: %.0f s\n", bench_now() - t0);
+  double wall = bench_now() - t0;
+  double others = (bench_machine_cpu() - machine0 - bench_cpu()) / wall;
+  printf("\ncfutures-bench: %.0f s; other processes used %.2f cores on "
+         "average (noise)\n",
+         wall, others > 0 ? others : 0);
   return 0;
 }

@@ -54,8 +54,14 @@ void bench_python(const char *workload) {
            min_long(c->bridge_rounds, c->py_rounds),
            min_long(c->bridge_jobs, c->py_jobs), c->bridge_inflight,
            c->fanout_depth, c->fanout_limit, c->ac_jobs, c->peer_timeouts,
-           min_long(c->cancels, c->py_mem_futures), c->py_mem_futures,
+           min_long(c->cancels, c->py_jobs), c->py_mem_futures,
            c->scaling_py_exp, c->switches / 100, c->tasks);
-  if (bench_child(workload, "python", cmd) == 0)
+  double t0 = bench_now(), cpu0 = bench_cpu(), all0 = bench_machine_cpu();
+  if (bench_child(workload, "python", cmd) == 0) {
     bench_skip(workload, "python", "python3 is missing or the script failed");
+    return;
+  }
+  double others = (bench_machine_cpu() - all0 - (bench_cpu() - cpu0)) /
+                  (bench_now() - t0);
+  bench_note("(other processes: %.2f cores)", others > 0 ? others : 0);
 }

@@ -29,7 +29,7 @@ static size_t nfigures, capfigures;
 static struct {
   const char *workload;
   const bench_peer_t *peer;
-  double wall, cpu;
+  double wall, cpu, machine;
 } block;
 
 static void add_figure(const char *workload, const char *impl,
@@ -101,13 +101,16 @@ void bench_block_begin(const char *workload, const bench_peer_t *p) {
   block.peer = p;
   block.wall = bench_now();
   block.cpu = bench_cpu();
+  block.machine = bench_machine_cpu();
 }
 
 void bench_block_end(void) {
   if (block.peer == NULL)
     return;
-  bench_note("(%s; wall %.2f s, cpu %.2f s)", block.peer->form,
-             bench_now() - block.wall, bench_cpu() - block.cpu);
+  double wall = bench_now() - block.wall, cpu = bench_cpu() - block.cpu;
+  double others = (bench_machine_cpu() - block.machine - cpu) / wall;
+  bench_note("(%s; wall %.2f s, cpu %.2f s; other processes: %.2f cores)",
+             block.peer->form, wall, cpu, others > 0 ? others : 0);
   block.peer = NULL;
 }
 

@@ -59,6 +59,21 @@ double bench_cpu(void) {
   return rusage_cpu(RUSAGE_SELF) + rusage_cpu(RUSAGE_CHILDREN);
 }
 
+double bench_machine_cpu(void) {
+  unsigned long long v[8] = {0};
+  FILE *f = fopen("/proc/stat", "r");
+  if (f == NULL)
+    return NAN;
+  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+                 &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+  fclose(f);
+  if (n != 8)
+    return NAN;
+  /* user nice system idle iowait irq softirq steal: all but idle, iowait */
+  unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  return (double)busy / (double)sysconf(_SC_CLK_TCK);
+}
+
 double bench_thread_cpu(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
