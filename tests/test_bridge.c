@@ -2026,6 +2026,40 @@ static void test_chained_work_from_callbacks(void **state) {
   loop_close(&l);
 }
 
+/* A producer abandons a running future that a (cancelled) delivery
+ * followed: once the delivery ran, the bridge holds the future no more,
+ * so the producer's last release cancels it and its done callback runs
+ * (the delivery and the future used to keep each other alive). */
+static void count_done_cb(cf_future_t *f, void *data) {
+  (void)f;
+  (*(int *)data)++;
+}
+
+static void count_then_cb(cf_future_t *f, int status, void *data) {
+  (void)f;
+  int *seen = data;
+  seen[0]++;
+  seen[1] = status;
+}
+
+static void test_abandoned_running_future_is_freed(void **state) {
+  (void)state;
+  cf_bridge_t *b;
+  cf_future_t *f;
+  int done = 0, seen[2] = {0, 0};
+  assert_int_equal(cf_bridge_create(&b), 0);
+  assert_int_equal(cf_future_create(&f), 0);
+  assert_int_equal(cf_future_add_done_callback(f, count_done_cb, &done), 0);
+  assert_int_equal(cf_future_set_running_or_notify_cancel(f), 1);
+  assert_int_equal(cf_bridge_then(b, f, count_then_cb, seen, NULL), 0);
+  cf_bridge_destroy(b);
+  assert_int_equal(seen[0], 1);
+  assert_int_equal(seen[1], CF_ECANCELLED);
+  assert_int_equal(done, 0);
+  cf_future_release(f); /* the last reference: f is cancelled, then freed */
+  assert_int_equal(done, 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_bad_arguments, setup),
@@ -2061,6 +2095,7 @@ int main(void) {
       cmocka_unit_test_setup(test_wakeup_drives_own_loop, setup),
       cmocka_unit_test_setup(test_fork_child_refuses, setup),
       cmocka_unit_test_setup(test_nested_dispatch, setup),
+      cmocka_unit_test_setup(test_abandoned_running_future_is_freed, setup),
       cmocka_unit_test_setup(test_chained_work_from_callbacks, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
