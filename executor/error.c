@@ -1,5 +1,9 @@
-/* Error codes, their messages and names; the library version. */
+/* Error codes, their messages and names; failure messages; the library
+ * version. */
 #include "internal.h"
+
+#include <stdio.h> /* vasprintf */
+#include <stdlib.h>
 
 #define CF__STR(x) #x
 #define CF__XSTR(x) CF__STR(x)
@@ -35,4 +39,12 @@ const char *cf_err_name(int err) {
   default:
     return "CF_UNKNOWN";
   }
+}
+
+void cf__message_set(char **slot, const char *fmt, va_list ap) {
+  char *message = NULL;
+  if (fmt != NULL && cf__vasprintf(&message, fmt, ap) < 0)
+    message = NULL; /* out of memory: fail without a message */
+  free(*slot);
+  *slot = message;
 }

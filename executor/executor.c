@@ -107,16 +107,10 @@ void cf_job_return(cf_job_t *job, void *value, cf_free_fn dtor) {
 int cf_job_fail(cf_job_t *job, int code, const char *fmt, ...) {
   if (job == NULL)
     return code;
-  char *message = NULL;
-  if (fmt != NULL) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (cf__vasprintf(&message, fmt, ap) < 0)
-      message = NULL; /* out of memory: fail without a message */
-    va_end(ap);
-  }
-  free(job->message);
-  job->message = message;
+  va_list ap;
+  va_start(ap, fmt);
+  cf__message_set(&job->message, fmt, ap);
+  va_end(ap);
   return code;
 }
 

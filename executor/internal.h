@@ -4,6 +4,7 @@
 #ifndef CF_INTERNAL_H
 #define CF_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -72,6 +73,10 @@ struct cf_job {
   cf_free_fn value_dtor;
   char *message;
 };
+
+/* Replace the message in *slot by one formatted from fmt (fmt NULL
+ * clears it; out of memory drops it): cf_job_fail and cf_task_fail. */
+void cf__message_set(char **slot, const char *fmt, va_list ap);
 
 /* Allocate a PENDING future with one reference. NULL on ENOMEM. */
 cf_future_t *cf__future_new(void);

@@ -163,16 +163,10 @@ void cf_task_return(cf_lfuture_t *self, void *value, cf_free_fn dtor) {
 int cf_task_fail(cf_lfuture_t *self, int code, const char *fmt, ...) {
   if (self == NULL || self->task == NULL)
     return code;
-  char *message = NULL;
-  if (fmt != NULL) {
-    va_list ap;
-    va_start(ap, fmt);
-    if (cf__vasprintf(&message, fmt, ap) < 0)
-      message = NULL; /* out of memory: fail without a message */
-    va_end(ap);
-  }
-  free(self->task->message);
-  self->task->message = message;
+  va_list ap;
+  va_start(ap, fmt);
+  cf__message_set(&self->task->message, fmt, ap);
+  va_end(ap);
   return code;
 }
 
