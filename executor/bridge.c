@@ -480,13 +480,22 @@ void cf_bridge_destroy(cf_bridge_t *b) {
   /* Cancel what is still outstanding; its done callbacks now find the
    * inbox closed and just drop their reference. */
   for (;;) {
+    /* Take t off the list and a reference to it under the lock, so that a
+     * then() failing on another thread either unlinks it first (and we
+     * never see it) or finds it taken over (and leaves it to us). */
     pthread_mutex_lock(&b->mu);
     cf_then_t *t = b->outstanding;
+    if (t != NULL) {
+      b->outstanding = t->next;
+      if (t->next != NULL)
+        t->next->prev = NULL;
+      t->linked = false;
+      atomic_fetch_add(&t->refs, 1); /* keep t across the cancel */
+    }
     pthread_mutex_unlock(&b->mu);
     if (t == NULL)
       break;
     t->cancelled = true;
-    atomic_fetch_add(&t->refs, 1); /* keep t across the cancel */
     cf_future_cancel(t->future);
     deliver(t, CF_ECANCELLED);
     then_release(t);

@@ -58,8 +58,6 @@ static void raw_switch(cf__coro_t *from, cf__coro_t *to) {
   swapcontext(&from->uc, &to->uc);
 }
 
-const char *cf__coro_backend(void) { return "ucontext"; }
-
 #else /* assembly */
 
 void cf__coro_raw_switch(void **save_sp, void *load_sp);
@@ -177,8 +175,6 @@ static void raw_init(cf__coro_t *c) {
 static void raw_switch(cf__coro_t *from, cf__coro_t *to) {
   cf__coro_raw_switch(&from->sp, to->sp);
 }
-
-const char *cf__coro_backend(void) { return "asm"; }
 
 #endif
 

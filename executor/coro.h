@@ -53,7 +53,5 @@ void cf__coro_exit(cf__coro_t *c, cf__coro_t *to);
 /* Release what cf__coro_init took (the sanitizer fiber). */
 void cf__coro_fini(cf__coro_t *c);
 
-/* The name of the back end: "asm" or "ucontext". */
-const char *cf__coro_backend(void);
 
 #endif /* CF_CORO_H */

@@ -233,22 +233,45 @@ void cf__executor_help(cf_future_t *f) {
     run_job(f, NULL); /* the queue still holds its reference */
 }
 
-/* The initializer failed: no more submits; fail what is queued. */
-static void break_pool(cf_executor_t *ex) {
-  pthread_mutex_lock(&ex->mu);
-  ex->broken = true;
-  cf_future_t *f = ex->head;
+/* Empty the queue and return what it held. Called with ex->mu held. */
+static cf_future_t *take_queue(cf_executor_t *ex) {
+  cf_future_t *list = ex->head;
   ex->head = ex->tail = NULL;
   ex->queued = 0;
   atomic_store_explicit(&ex->queued_hint, 0, memory_order_relaxed);
+  return list;
+}
+
+/* A future taken off the queue that no worker will run: end it as
+ * cancelled (code 0) or failed with code, if it is still pending, and drop
+ * it. A job that a waiting worker claimed (and runs inline) is left to
+ * that worker, which also runs its arg destructor. */
+static void drop_queued(cf_future_t *f, int code) {
+  bool ours = code == 0 ? cf_future_cancel(f) == 1 : cf__future_start(f);
+  if (ours && code != 0) {
+    char *message = cf__strdup(cf_strerror(code));
+    if (cf__future_finish(f, code, NULL, NULL, message) != 0)
+      free(message);
+  }
+  if (!ours && (atomic_load(&f->state) & CF__STATE_INLINE)) {
+    cf_future_release(f);
+    return;
+  }
+  cf__future_start(f); /* a cancelled one: CANCELLED -> notified */
+  drop_item(f);
+}
+
+/* The initializer failed: no more submits; fail what is queued (cancelled
+ * ones stay cancelled). */
+static void break_pool(cf_executor_t *ex) {
+  pthread_mutex_lock(&ex->mu);
+  ex->broken = true;
+  cf_future_t *f = take_queue(ex);
   atomic_fetch_sub(&ex->available, 1);
   pthread_mutex_unlock(&ex->mu);
   while (f != NULL) {
     cf_future_t *next = f->next;
-    char *message = cf__strdup(cf_strerror(CF_EBROKEN));
-    if (cf__future_finish(f, CF_EBROKEN, NULL, NULL, message) != 0)
-      free(message); /* cancelled before the break: stays cancelled */
-    drop_item(f);
+    drop_queued(f, CF_EBROKEN);
     f = next;
   }
 }
@@ -356,25 +379,15 @@ static int spawn(cf_executor_t *ex, int index) {
  * one; a start still in flight leaves the queue to its own outcome. */
 static bool unqueue_orphans(cf_executor_t *ex, cf_future_t *f) {
   pthread_mutex_lock(&ex->mu);
-  cf_future_t *orphans = NULL;
-  if (ex->nthreads == 0) {
-    orphans = ex->head;
-    ex->head = ex->tail = NULL;
-    ex->queued = 0;
-    atomic_store_explicit(&ex->queued_hint, 0, memory_order_relaxed);
-  }
+  cf_future_t *orphans = ex->nthreads == 0 ? take_queue(ex) : NULL;
   pthread_mutex_unlock(&ex->mu);
   bool mine = false;
   while (orphans != NULL) {
     cf_future_t *next = orphans->next;
-    if (orphans == f) {
+    if (orphans == f)
       mine = true;
-    } else {
-      char *message = cf__strdup(cf_strerror(CF_EAGAIN));
-      if (cf__future_finish(orphans, CF_EAGAIN, NULL, NULL, message) != 0)
-        free(message); /* cancelled meanwhile: stays cancelled */
-      drop_item(orphans);
-    }
+    else
+      drop_queued(orphans, CF_EAGAIN);
     orphans = next;
   }
   return mine;
@@ -459,13 +472,7 @@ int cf_executor_shutdown(cf_executor_t *ex, bool wait, bool cancel_futures) {
     return CF_EDEADLK;
   pthread_mutex_lock(&ex->mu);
   ex->shutdown = true;
-  cf_future_t *drained = NULL;
-  if (cancel_futures) {
-    drained = ex->head;
-    ex->head = ex->tail = NULL;
-    ex->queued = 0;
-    atomic_store_explicit(&ex->queued_hint, 0, memory_order_relaxed);
-  }
+  cf_future_t *drained = cancel_futures ? take_queue(ex) : NULL;
   for (struct worker *w = ex->idle; w != NULL; w = w->next_idle) {
     w->signaled = true;
     pthread_cond_signal(&w->wake);
@@ -474,9 +481,7 @@ int cf_executor_shutdown(cf_executor_t *ex, bool wait, bool cancel_futures) {
   pthread_mutex_unlock(&ex->mu);
   while (drained != NULL) {
     cf_future_t *next = drained->next;
-    cf_future_cancel(drained);
-    cf__future_start(drained); /* CANCELLED -> CANCELLED_AND_NOTIFIED */
-    drop_item(drained);
+    drop_queued(drained, 0);
     drained = next;
   }
   if (wait)
@@ -487,6 +492,8 @@ int cf_executor_shutdown(cf_executor_t *ex, bool wait, bool cancel_futures) {
 int cf_executor_destroy(cf_executor_t *ex) {
   if (ex == NULL)
     return 0;
+  if (forked(ex))
+    return CF_EFORKED;
   if (cf__current_executor == ex)
     return CF_EDEADLK;
   int rc = cf_executor_shutdown(ex, true, false);

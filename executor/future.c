@@ -243,6 +243,9 @@ int cf_future_repr(const cf_future_t *f, char *buf, size_t size) {
 }
 
 int cf__future_wait(cf_future_t *f, const cf__deadline_t *d) {
+  if (d->kind == CF__DL_FOREVER && f->owner != NULL &&
+      f->owner == cf__current_executor)
+    cf__executor_help(f);
   uint32_t s = load_state(f);
   /* A short spin catches the completions that are already on their way. */
   for (int spin = 0; spin < 200 && !cf__state_done(s) && d->kind != CF__DL_POLL;
@@ -273,9 +276,6 @@ static int wait_timeout(cf_future_t *f, double timeout) {
     return CF_EINVAL;
   if (f == cf__current_job && !cf__state_done(load_state(f)))
     return CF_EDEADLK;
-  if (d.kind == CF__DL_FOREVER && f->owner != NULL &&
-      f->owner == cf__current_executor)
-    cf__executor_help(f);
   int rc = cf__future_wait(f, &d);
   if (rc != 0)
     return rc;

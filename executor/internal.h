@@ -14,8 +14,9 @@
 #include "fault.h"
 #include "sync.h"
 
-/* The state word of a future: a cf_state_t in the low bits, plus a flag
- * that says someone parks on the word in cf_future_result(). */
+/* The state word of a future: a cf_state_t in the low bits, plus flags:
+ * someone parks on the word in cf_future_result(); a cancel was requested
+ * while it ran; a waiting worker runs it inline. */
 #define CF__STATE_MASK 0x7u
 #define CF__STATE_SLEEPERS 0x8u
 #define CF__STATE_CANCEL_REQUESTED 0x10u /* cancel() seen while running */
@@ -48,7 +49,7 @@ struct cf__wnode {
 };
 
 struct cf_future {
-  _Atomic uint32_t state; /* cf_state_t | CF__STATE_SLEEPERS */
+  _Atomic uint32_t state; /* cf_state_t | CF__STATE_* flags */
   cf__lock_t lock;        /* guards the outcome fields, callbacks, waiters */
   _Atomic uint32_t refs;
   int code; /* 0: value; otherwise the failure code */
@@ -95,7 +96,9 @@ int cf__future_finish(cf_future_t *f, int code, void *value,
  * waiters and runs callbacks. False if f was not running. */
 bool cf__future_cancel_running(cf_future_t *f);
 
-/* Wait until f is done or the deadline passes: 0 or CF_ETIMEDOUT. */
+/* Wait until f is done or the deadline passes: 0 or CF_ETIMEDOUT. A
+ * worker of f's pool waiting without a limit runs f itself if still
+ * queued (cf__executor_help). */
 int cf__future_wait(cf_future_t *f, const cf__deadline_t *d);
 
 /* True if f finished with a failure (f must be done). */

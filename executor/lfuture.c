@@ -364,7 +364,7 @@ int cf__lfuture_wrap_start(cf_lfuture_t *f, cf_future_t *pf) {
   w->source = cf_future_retain(pf);
   cf_lfuture_retain(f); /* for the delivery */
   int rc = cf__then_start(w->then, pf);
-  if (rc != 0) { /* the bridge closed: cf__then_start freed the delivery */
+  if (rc != 0) { /* closed or no memory: cf__then_start freed the delivery */
     w->then = NULL;
     f->refs--;
     cf__lfuture_cancel_quietly(f);

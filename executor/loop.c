@@ -490,9 +490,12 @@ int cf_loop_stop(cf_loop_t *loop) {
   return 0;
 }
 
+/* Stops the loop only for the run that waits for f: a callback left on f
+ * by an earlier run that ended otherwise must not stop a later one. */
 static void stop_when_done(cf_lfuture_t *f, void *data) {
-  (void)f;
-  cf_loop_stop(data);
+  cf_loop_t *loop = data;
+  if (loop->until == f)
+    cf_loop_stop(loop);
 }
 
 int cf_loop_run_until_complete(cf_loop_t *loop, cf_lfuture_t *f) {
@@ -504,8 +507,11 @@ int cf_loop_run_until_complete(cf_loop_t *loop, cf_lfuture_t *f) {
   int rc = 0;
   if (!cf_lfuture_done(f))
     rc = cf_lfuture_add_done_callback(f, stop_when_done, loop);
-  if (rc == 0 && !cf_lfuture_done(f))
+  if (rc == 0 && !cf_lfuture_done(f)) {
+    loop->until = f;
     rc = cf_loop_run_forever(loop);
+    loop->until = NULL;
+  }
   if (rc == 0)
     rc = cf__lfuture_outcome(f, NULL);
   cf_lfuture_release(f);

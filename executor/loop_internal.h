@@ -91,6 +91,7 @@ struct cf_loop {
   void *poll_set; /* poll back end: nfds struct pollfd, grown with fds */
   bool running;
   bool stopping;
+  cf_lfuture_t *until; /* what run_until_complete waits for */
   _Atomic bool closing; /* read by call_soon_threadsafe in any thread */
   cf_executor_t *executor;
   bool own_executor;

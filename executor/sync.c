@@ -34,15 +34,6 @@ int cf__deadline_init(cf__deadline_t *d, double timeout) {
   return 0;
 }
 
-bool cf__deadline_passed(const cf__deadline_t *d) {
-  if (d->kind != CF__DL_AT)
-    return d->kind == CF__DL_POLL;
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return now.tv_sec > d->at.tv_sec ||
-         (now.tv_sec == d->at.tv_sec && now.tv_nsec >= d->at.tv_nsec);
-}
-
 #ifdef __linux__
 
 int cf__park(_Atomic uint32_t *addr, uint32_t expected, const cf__deadline_t *d) {

@@ -25,8 +25,6 @@ typedef struct cf__deadline {
 /* Turn a relative timeout in seconds into a deadline. NaN -> CF_EINVAL. */
 int cf__deadline_init(cf__deadline_t *d, double timeout);
 
-/* True once the deadline has passed (always for POLL, never for FOREVER). */
-bool cf__deadline_passed(const cf__deadline_t *d);
 
 /* Park while *addr == expected, until woken or the deadline passes.
  * Returns 0 (woken, value changed, or spurious) or CF_ETIMEDOUT. A signal

@@ -192,10 +192,20 @@ cf_lfuture_t *cf_current_task(void) {
 /* ---- awaiting ---- */
 
 static void wakeup(cf_lfuture_t *f, void *data) {
-  (void)f;
   struct task *t = data;
   if (t->fut_waiter == f)
     schedule_step(t);
+}
+
+/* wakeup for a callback that may outlive the await it was made for (the
+ * error paths of cf_run_in_executor): it holds a reference to the task. */
+static void wakeup_held(cf_lfuture_t *f, void *task_future) {
+  wakeup(f, ((cf_lfuture_t *)task_future)->task);
+  cf_lfuture_release(task_future);
+}
+
+static void release_task(void *task_future) {
+  cf_lfuture_release(task_future);
 }
 
 /* Deliver a pending cancellation request: true if there was one. */
@@ -414,7 +424,10 @@ int cf_run_in_executor(cf_executor_t *ex, cf_job_fn fn, void *arg,
   cf_lfuture_t *wrapper = cf__lfuture_wrap_new(loop);
   if (wrapper == NULL)
     return CF_ENOMEM;
-  rc = cf_lfuture_add_done_callback(wrapper, wakeup, t);
+  rc = cf__lfuture_add_callback(wrapper, wakeup_held,
+                                cf_lfuture_retain(t->self), release_task);
+  if (rc != 0)
+    cf_lfuture_release(t->self);
   cf_future_t *pf = NULL;
   if (rc == 0)
     rc = cf_executor_submit(ex, fn, arg, arg_dtor, &pf);

@@ -1641,6 +1641,66 @@ static void test_worker_timed_wait_does_not_help(void **state) {
   assert_int_equal(cf_executor_destroy(ex), 0);
 }
 
+/* shutdown(cancel_futures) while a waiting worker runs a queued job inline:
+ * the drain leaves that job to the worker (it is running, not queued), so
+ * its argument is destroyed once, after the job, and it finishes. */
+static sem_t inline_entered, inline_go;
+static cf_future_t *inline_child;
+
+static int inline_child_job(void *arg, cf_job_t *job) {
+  (void)job;
+  sem_post(&inline_entered);
+  while (sem_wait(&inline_go) != 0) {
+  }
+  *(int *)arg = 1; /* the argument must still be alive here */
+  return 0;
+}
+
+static int inline_parent_job(void *arg, cf_job_t *job) {
+  (void)arg;
+  (void)job;
+  return cf_future_result(inline_child, CF_FOREVER, NULL) == 0 ? 0 : 1;
+}
+
+static void free_counted(void *p) {
+  atomic_fetch_add(&counter_hits, 1);
+  free(p);
+}
+
+static void test_shutdown_cancel_spares_inline_job(void **state) {
+  (void)state;
+  atomic_store(&counter_hits, 0);
+  sem_init(&inline_entered, 0, 0);
+  sem_init(&inline_go, 0, 0);
+  cf_executor_t *ex = make_pool(1, "inl");
+  gate_t g;
+  gate_init(&g);
+  cf_future_t *hold = submit_gated(ex, &g); /* parent queues behind it */
+  cf_future_t *parent = NULL;
+  int *arg = malloc(sizeof(*arg));
+  assert_non_null(arg);
+  assert_int_equal(cf_executor_submit(ex, inline_parent_job, NULL, NULL, &parent), 0);
+  assert_int_equal(cf_executor_submit(ex, inline_child_job, arg, free_counted,
+                                      &inline_child), 0);
+  gate_wait_started(&g);
+  gate_open(&g, 1);
+  while (sem_wait(&inline_entered) != 0) { /* the worker runs it inline */
+  }
+  assert_int_equal(cf_executor_shutdown(ex, false, true), 0);
+  assert_int_equal(cf_future_cancelled(inline_child), 0);
+  sem_post(&inline_go);
+  assert_int_equal(cf_future_result(parent, CF_FOREVER, NULL), 0);
+  assert_int_equal(cf_executor_destroy(ex), 0);
+  assert_int_equal(cf_future_state(inline_child), CF_STATE_FINISHED);
+  assert_int_equal(atomic_load(&counter_hits), 1);
+  cf_future_release(hold);
+  cf_future_release(parent);
+  cf_future_release(inline_child);
+  gate_fini(&g);
+  sem_destroy(&inline_entered);
+  sem_destroy(&inline_go);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_options_defaults, setup),
@@ -1690,6 +1750,7 @@ int main(void) {
       cmocka_unit_test_setup(test_worker_waiting_on_own_pool_helps, setup),
       cmocka_unit_test_setup(test_done_callback_waiting_on_own_pool, setup),
       cmocka_unit_test_setup(test_worker_timed_wait_does_not_help, setup),
+      cmocka_unit_test_setup(test_shutdown_cancel_spares_inline_job, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

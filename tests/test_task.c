@@ -2131,6 +2131,40 @@ static void test_bug_await_with_pending_cancel_cancels_future(void **state) {
   loop_free(loop);
 }
 
+/* cf_run_in_executor refused by a pool already shut down: the task gets
+ * CF_ESHUTDOWN, keeps going, and ends; nothing the refused call left
+ * behind touches the task afterwards (it used to, after the task was
+ * freed). */
+typedef struct refused {
+  cf_executor_t *ex;
+  int rc;
+} refused_t;
+
+static int refused_body(cf_lfuture_t *self, void *arg) {
+  (void)self;
+  refused_t *r = arg;
+  r->rc = cf_run_in_executor(r->ex, echo_job, NULL, NULL, NULL);
+  return 0;
+}
+
+static void test_run_in_executor_refused_then_task_ends(void **state) {
+  (void)state;
+  cf_loop_t *loop = loop_new();
+  cf_executor_t *ex = NULL;
+  assert_int_equal(cf_executor_create(&ex, NULL), 0);
+  assert_int_equal(cf_executor_shutdown(ex, true, false), 0);
+  refused_t r = {ex, 99};
+  cf_lfuture_t *t = NULL;
+  assert_int_equal(cf_task_create(loop, refused_body, &r, &t), 0);
+  assert_int_equal(cf_loop_run_until_complete(loop, t), 0);
+  assert_int_equal(r.rc, CF_ESHUTDOWN);
+  cf_lfuture_release(t);
+  assert_int_equal(cf_loop_run_once(loop, 0), 0); /* leftovers run here */
+  assert_int_equal(cf_loop_run_once(loop, 0), 0);
+  loop_free(loop);
+  assert_int_equal(cf_executor_destroy(ex), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       /* Task.cancel */
@@ -2200,6 +2234,8 @@ int main(void) {
       cmocka_unit_test_setup(test_task_create_while_closing, setup),
       cmocka_unit_test_setup(test_deep_recursion_on_task_stack, setup),
       cmocka_unit_test_setup(test_null_arguments, setup),
+      cmocka_unit_test_setup(test_run_in_executor_refused_then_task_ends,
+                             setup),
       cmocka_unit_test_setup(test_bug_wait_for_zero_outer_cancelled, setup),
       cmocka_unit_test_setup(test_bug_wait_for_self_zero, setup),
       cmocka_unit_test_setup(test_bug_await_with_pending_cancel_cancels_future,

@@ -125,7 +125,8 @@ CF_EXTERN int cf_loop_stop(cf_loop_t *loop);
 
 /* Run until f is done, then report its outcome as cf_lfuture_result does
  * (0, CF_EFAILED, CF_ECANCELLED). Errors: CF_EINVAL, CF_ENOMEM,
- * CF_EINVALID_STATE (already running, or f belongs to another loop). */
+ * CF_EINVALID_STATE (already running, f belongs to another loop, or a
+ * callback stopped the loop before f was done). */
 CF_EXTERN int cf_loop_run_until_complete(cf_loop_t *loop, cf_lfuture_t *f);
 
 /* For nesting inside another event loop: an fd that is readable when this
@@ -184,7 +185,8 @@ CF_EXTERN CF_NODISCARD int cf_lfuture_add_done_callback(cf_lfuture_t *f,
 /* asyncio.wrap_future: a loop future that copies the pool future's outcome
  * (its value stays owned by pf, to which the loop future holds a
  * reference). Cancelling it cancels pf if pf is still queued; a late
- * result is dropped. Errors: CF_EINVAL, CF_ENOMEM. */
+ * result is dropped. Errors: CF_EINVAL, CF_ENOMEM, CF_ESHUTDOWN (the loop
+ * is closing). */
 CF_EXTERN CF_NODISCARD int cf_lfuture_wrap(cf_loop_t *loop, cf_future_t *pf,
                                            cf_lfuture_t **out);
 
