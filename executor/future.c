@@ -25,6 +25,9 @@ _Thread_local cf_future_t *cf__current_job;
 
 #define BIT(state) (1u << (state))
 
+/* How long before its deadline a timed wait stops parking and spins. */
+#define EARLY_WAKE_NS 60000
+
 static uint32_t load_state(const cf_future_t *f) {
   return atomic_load_explicit(&((cf_future_t *)f)->state, memory_order_acquire);
 }
@@ -253,6 +256,12 @@ int cf__future_wait(cf_future_t *f, const cf__deadline_t *d) {
     cf__cpu_relax();
     s = load_state(f);
   }
+  /* A timed wait parks until shortly before its deadline and spins the
+   * rest: the kernel's timer slack (50 us by default) would otherwise make
+   * most timeouts late by that much. Never early: the deadline decides. */
+  cf__deadline_t early = *d;
+  if (d->kind == CF__DL_AT)
+    cf__deadline_shift(&early, -EARLY_WAKE_NS);
   while (!cf__state_done(s)) {
     if (!(s & CF__STATE_SLEEPERS)) {
       if (!atomic_compare_exchange_weak_explicit(&f->state, &s,
@@ -262,8 +271,12 @@ int cf__future_wait(cf_future_t *f, const cf__deadline_t *d) {
         continue;
       s |= CF__STATE_SLEEPERS;
     }
-    if (cf__park(&f->state, s, d) == CF_ETIMEDOUT)
+    if (cf__park(&f->state, s, &early) == CF_ETIMEDOUT) {
+      while (d->kind == CF__DL_AT && !cf__state_done(load_state(f)) &&
+             !cf__deadline_passed(d))
+        cf__cpu_relax();
       return cf__state_done(load_state(f)) ? 0 : CF_ETIMEDOUT;
+    }
     s = load_state(f);
   }
   return 0;

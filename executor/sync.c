@@ -34,6 +34,21 @@ int cf__deadline_init(cf__deadline_t *d, double timeout) {
   return 0;
 }
 
+bool cf__deadline_passed(const cf__deadline_t *d) {
+  if (d->kind != CF__DL_AT)
+    return d->kind == CF__DL_POLL;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec > d->at.tv_sec ||
+         (now.tv_sec == d->at.tv_sec && now.tv_nsec >= d->at.tv_nsec);
+}
+
+void cf__deadline_shift(cf__deadline_t *d, long ns) {
+  long long t = (long long)d->at.tv_sec * 1000000000LL + d->at.tv_nsec + ns;
+  d->at.tv_sec = (time_t)(t / 1000000000LL);
+  d->at.tv_nsec = (long)(t % 1000000000LL);
+}
+
 #ifdef __linux__
 
 int cf__park(_Atomic uint32_t *addr, uint32_t expected, const cf__deadline_t *d) {

@@ -26,6 +26,12 @@ typedef struct cf__deadline {
 int cf__deadline_init(cf__deadline_t *d, double timeout);
 
 
+/* True once the deadline has passed (always for POLL, never for FOREVER). */
+bool cf__deadline_passed(const cf__deadline_t *d);
+
+/* Move an AT deadline by ns nanoseconds (negative: earlier). */
+void cf__deadline_shift(cf__deadline_t *d, long ns);
+
 /* Park while *addr == expected, until woken or the deadline passes.
  * Returns 0 (woken, value changed, or spurious) or CF_ETIMEDOUT. A signal
  * interrupting the wait returns 0; callers re-check and wait again. */
