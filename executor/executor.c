@@ -2,29 +2,36 @@
  * cf_executor: the thread pool of SEMANTICS.md section 2.
  *
  * DESIGN
- * - Queue: a FIFO of futures linked through future->next, guarded by
- *   ex->mu. The queue owns one reference to each queued future. A future
- *   cancelled while queued stays in the queue; the worker that dequeues it
- *   sees that it cannot start it and drops it (lazy skipping).
- * - Workers start lazily, in submit, and never more than max_workers.
- *   `available` counts the workers that will take a queued job without
- *   being created: parked ones, starting ones, and ones that have finished
- *   a job body and are about to come back (they count from before their
- *   future completes, so a submit that follows result() reuses them).
- *   submit starts a thread only if queued > available.
- * - Wake policy: parked workers sit on a LIFO stack; submit pops the most
- *   recently parked one and signals its own condition variable, so one
- *   submit wakes at most one worker and a warm worker is preferred.
- * - Lock order: ex->mu, then a future's lock (cancel of drained items
- *   happens after ex->mu is released, so in practice they never nest).
- *   ex->join_mu is taken only by joiners, never with ex->mu held across a
- *   join. No user code runs with ex->mu held.
- * - Shutdown: sets `shutdown` (submit refuses), optionally takes the whole
- *   queue and cancels it, wakes every parked worker; workers exit when
- *   the queue is empty. wait joins every thread; from a worker of the
- *   same pool it is refused with CF_EDEADLK.
- * - A failing initializer marks the pool broken and takes the queue; every
- *   future in it that is still pending fails with CF_EBROKEN.
+ * - Queue: executor/runq.h. Submitters push lock-free; workers pop under
+ *   the queue's consumer lock. The queue owns one reference to each queued
+ *   future. A future cancelled while queued stays in the queue; the worker
+ *   that pops it sees that it cannot start it and drops it (lazy skipping).
+ *   Shutdown and a broken pool close the queue, atomically with respect to
+ *   every push, so that no submit can succeed after them.
+ * - Thread starts, in submit, never more than max_workers: `available`
+ *   counts idle-worker tokens. A submit takes one if there is one (an idle
+ *   worker will run its job), or else starts a thread; a worker gives one
+ *   back after each job, before that job's future completes, so that a
+ *   submit following result() reuses it. Until the pool is `full` this
+ *   runs under ex->mu, push included; once max_workers threads run, no
+ *   start can follow, and submit and the workers skip it all.
+ * - Wake policy: a worker that runs out of work spins on the queue for a
+ *   short, bounded time (at most one worker at a time), then parks on its
+ *   own futex word in a LIFO stack. A submit wakes the most recently parked
+ *   worker, only if no worker is spinning; a worker that takes a job and
+ *   sees more queued wakes the next one, so a burst ramps up every worker.
+ *   Submit (push, then read nparked) and a parking worker (count itself in
+ *   nparked, then look at the queue) use sequentially consistent
+ *   operations, so one of them always sees the other: no lost wake-up.
+ * - Locks: ex->mu (thread starts) before the queue's lock; ex->idle_lock
+ *   and the queue's lock are leaves. ex->join_mu is taken only by joiners.
+ *   No user code runs with any of them held.
+ * - Shutdown: closes the queue (taking and cancelling its jobs with
+ *   cancel_futures) and wakes every parked worker; workers exit once the
+ *   queue is closed and empty. wait joins every thread; from a worker of
+ *   the same pool it is refused with CF_EDEADLK.
+ * - A failing initializer marks the pool broken and closes the queue;
+ *   every future in it that is still pending fails with CF_EBROKEN.
  * - fork: a pool records the fork generation at creation; in a child
  *   process (generation bumped by a pthread_atfork handler) it refuses
  *   every call with CF_EFORKED instead of waiting for threads that do not
@@ -43,29 +50,31 @@
 struct worker {
   cf_executor_t *ex;
   pthread_t tid;
-  pthread_cond_t wake;
+  _Atomic uint32_t wake;    /* parked on while 0; set to 1 by a waker */
   struct worker *next_idle; /* in ex->idle */
   struct worker *next_all;  /* in ex->all */
-  bool signaled;
   bool joined;
   int index;
 };
 
 struct cf_executor {
+  cf__runq_t queue;
+  /* The wake policy (see DESIGN). */
+  _Atomic int nparked;   /* workers in ex->idle */
+  _Atomic int nspinning; /* workers watching the queue before parking */
+  cf__lock_t idle_lock;  /* guards idle */
+  struct worker *idle;   /* parked, most recent first */
+  /* Thread starts: ex->mu, until the pool is full. */
   pthread_mutex_t mu;
-  cf_future_t *head, *tail;
-  size_t queued;
-  _Atomic size_t queued_hint; /* `queued`, readable without the lock */
-  _Atomic long available;
-  int nthreads;     /* started or being started */
-  int next_index;   /* thread numbers are never reused */
-  int spawning;     /* pthread_create calls in flight */
+  _Atomic bool full;      /* max_workers threads started: no more starts */
+  _Atomic long available; /* idle-worker tokens */
+  int nthreads;           /* started or being started */
+  int next_index;         /* thread numbers are never reused */
+  int spawning;           /* pthread_create calls in flight */
   pthread_cond_t spawned;
-  struct worker *idle; /* parked, most recent first */
   struct worker *all;
   int max_workers;
-  bool shutdown;
-  bool broken;
+  _Atomic bool broken;
   unsigned fork_generation;
   cf_init_fn initializer;
   void *initializer_arg;
@@ -184,10 +193,17 @@ static void drop_item(cf_future_t *f) {
   cf_future_release(f);
 }
 
-/* Run the job of a started future and complete it. `available` (NULL
- * for a job run by a waiting worker) is bumped before the future
- * completes: see DESIGN. */
-static void run_job(cf_future_t *f, _Atomic long *available) {
+/* A worker is about to become idle again: give back its token (see
+ * DESIGN), unless the pool is full and no longer counts them. */
+static void give_token(cf_executor_t *ex) {
+  if (!atomic_load_explicit(&ex->full, memory_order_relaxed))
+    atomic_fetch_add(&ex->available, 1);
+}
+
+/* Run the job of a started future and complete it. ex is NULL for a job
+ * run by a waiting worker; otherwise the worker's token goes back before
+ * the future completes: see DESIGN. */
+static void run_job(cf_future_t *f, cf_executor_t *ex) {
   cf_job_t job = {f, NULL, NULL, NULL};
   cf_future_t *outer = cf__current_job; /* a job helped from inside one */
   cf__current_job = f;
@@ -195,8 +211,8 @@ static void run_job(cf_future_t *f, _Atomic long *available) {
   cf__current_job = outer;
   if (f->arg_dtor != NULL)
     f->arg_dtor(f->arg);
-  if (available != NULL)
-    atomic_fetch_add(available, 1);
+  if (ex != NULL)
+    give_token(ex);
   if (rc == 0) {
     free(job.message);
     if (cf__future_finish(f, 0, job.value, job.value_dtor, NULL) != 0 &&
@@ -215,7 +231,7 @@ static void run_job(cf_future_t *f, _Atomic long *available) {
 
 static void run_item(cf_executor_t *ex, cf_future_t *f) {
   if (cf__future_start(f)) {
-    run_job(f, &ex->available);
+    run_job(f, ex);
     cf_future_release(f);
     return;
   }
@@ -225,21 +241,12 @@ static void run_item(cf_executor_t *ex, cf_future_t *f) {
     cf_future_release(f);
   else
     drop_item(f);
-  atomic_fetch_add(&ex->available, 1);
+  give_token(ex);
 }
 
 void cf__executor_help(cf_future_t *f) {
   if (cf__future_claim(f))
     run_job(f, NULL); /* the queue still holds its reference */
-}
-
-/* Empty the queue and return what it held. Called with ex->mu held. */
-static cf_future_t *take_queue(cf_executor_t *ex) {
-  cf_future_t *list = ex->head;
-  ex->head = ex->tail = NULL;
-  ex->queued = 0;
-  atomic_store_explicit(&ex->queued_hint, 0, memory_order_relaxed);
-  return list;
 }
 
 /* A future taken off the queue that no worker will run: end it as
@@ -261,19 +268,108 @@ static void drop_queued(cf_future_t *f, int code) {
   drop_item(f);
 }
 
+static void drop_all_queued(cf_future_t *list, int code) {
+  while (list != NULL) {
+    cf_future_t *next = list->next;
+    drop_queued(list, code);
+    list = next;
+  }
+}
+
+/* ---- parking and waking workers ---- */
+
+/* Wake the most recently parked worker, if any. */
+static void wake_one(cf_executor_t *ex) {
+  cf__lock(&ex->idle_lock);
+  struct worker *w = ex->idle;
+  if (w != NULL) {
+    ex->idle = w->next_idle;
+    atomic_fetch_sub(&ex->nparked, 1);
+    atomic_store_explicit(&w->wake, 1, memory_order_release);
+  }
+  cf__unlock(&ex->idle_lock);
+  if (w != NULL) /* w lives until destroy, which joins first */
+    cf__unpark(&w->wake, 1);
+}
+
+static void wake_all(cf_executor_t *ex) {
+  cf__lock(&ex->idle_lock);
+  struct worker *w = ex->idle;
+  ex->idle = NULL;
+  for (struct worker *i = w; i != NULL; i = i->next_idle) {
+    atomic_fetch_sub(&ex->nparked, 1);
+    atomic_store_explicit(&i->wake, 1, memory_order_release);
+  }
+  cf__unlock(&ex->idle_lock);
+  /* Read next_idle before the wake: a woken worker may park again. */
+  while (w != NULL) {
+    struct worker *next = w->next_idle;
+    cf__unpark(&w->wake, 1);
+    w = next;
+  }
+}
+
+/* A job was queued: wake a worker if one is parked and none is spinning
+ * (a spinning one takes the job, and wakes the next if more follow). The
+ * loads are sequentially consistent, after the push: see DESIGN. */
+static void wake_for_job(cf_executor_t *ex) {
+  if (atomic_load(&ex->nparked) > 0 && atomic_load(&ex->nspinning) == 0)
+    wake_one(ex);
+}
+
+/* Before parking, watch the queue briefly: a producer that submits in a
+ * steady stream then never pays for a wake-up. Bounded, and one worker at
+ * a time, so an idle pool parks within microseconds and then costs no
+ * CPU. True if work arrived (or the queue closed). */
+static bool spin_for_work(cf_executor_t *ex) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&ex->nspinning, &expected, 1))
+    return false;
+  bool busy = false;
+  for (int i = 0; i < SPIN_ROUNDS && !busy; i++) {
+    cf__cpu_relax();
+    busy = cf__runq_busy(&ex->queue);
+  }
+  atomic_store(&ex->nspinning, 0);
+  return busy;
+}
+
+/* Park w until a submit or shutdown wakes it. */
+static void park(cf_executor_t *ex, struct worker *w) {
+  cf__lock(&ex->idle_lock);
+  atomic_store_explicit(&w->wake, 0, memory_order_relaxed);
+  w->next_idle = ex->idle;
+  ex->idle = w;
+  atomic_fetch_add(&ex->nparked, 1);
+  cf__unlock(&ex->idle_lock);
+  if (cf__runq_busy(&ex->queue)) {
+    /* Work came after all: leave the stack, unless a waker took us off
+     * it already (its wake-up is then just spurious). */
+    cf__lock(&ex->idle_lock);
+    if (atomic_load_explicit(&w->wake, memory_order_relaxed) == 0) {
+      struct worker **link = &ex->idle;
+      while (*link != w)
+        link = &(*link)->next_idle;
+      *link = w->next_idle;
+      atomic_fetch_sub(&ex->nparked, 1);
+    }
+    cf__unlock(&ex->idle_lock);
+    return;
+  }
+  static const cf__deadline_t forever = {CF__DL_FOREVER, {0, 0}};
+  while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0)
+    cf__park(&w->wake, 0, &forever);
+}
+
+/* ---- workers ---- */
+
 /* The initializer failed: no more submits; fail what is queued (cancelled
  * ones stay cancelled). */
 static void break_pool(cf_executor_t *ex) {
-  pthread_mutex_lock(&ex->mu);
-  ex->broken = true;
-  cf_future_t *f = take_queue(ex);
-  atomic_fetch_sub(&ex->available, 1);
-  pthread_mutex_unlock(&ex->mu);
-  while (f != NULL) {
-    cf_future_t *next = f->next;
-    drop_queued(f, CF_EBROKEN);
-    f = next;
-  }
+  atomic_store(&ex->broken, true);
+  cf_future_t *queued = cf__runq_take(&ex->queue, true);
+  wake_all(ex);
+  drop_all_queued(queued, CF_EBROKEN);
 }
 
 static void name_thread(const cf_executor_t *ex, int index) {
@@ -287,21 +383,6 @@ static void name_thread(const cf_executor_t *ex, int index) {
   pthread_setname_np(pthread_self(), name);
 }
 
-/* Before parking, watch the queue briefly without the lock: a producer
- * that submits in a steady stream then never pays for a wake-up. Called
- * and returns with ex->mu held; true if work arrived. Bounded, so an idle
- * pool parks within microseconds and then costs no CPU. */
-static bool spin_for_work(cf_executor_t *ex) {
-  pthread_mutex_unlock(&ex->mu);
-  bool found = false;
-  for (int i = 0; i < SPIN_ROUNDS && !found; i++) {
-    cf__cpu_relax();
-    found = atomic_load_explicit(&ex->queued_hint, memory_order_relaxed) > 0;
-  }
-  pthread_mutex_lock(&ex->mu);
-  return ex->head != NULL;
-}
-
 static void *worker_main(void *arg) {
   struct worker *w = arg;
   cf_executor_t *ex = w->ex;
@@ -311,35 +392,19 @@ static void *worker_main(void *arg) {
     break_pool(ex);
     return NULL;
   }
-  pthread_mutex_lock(&ex->mu);
   for (;;) {
-    cf_future_t *f = ex->head;
+    cf_future_t *f = cf__runq_pop(&ex->queue);
     if (f != NULL) {
-      ex->head = f->next;
-      if (ex->head == NULL)
-        ex->tail = NULL;
-      atomic_store_explicit(&ex->queued_hint, --ex->queued,
-                            memory_order_relaxed);
-      atomic_fetch_sub(&ex->available, 1);
-      pthread_mutex_unlock(&ex->mu);
+      if (cf__runq_busy(&ex->queue))
+        wake_for_job(ex); /* more queued: ramp up */
       run_item(ex, f);
-      pthread_mutex_lock(&ex->mu);
       continue;
     }
-    if (ex->shutdown)
+    if (cf__runq_closed(&ex->queue))
       break;
-    if (spin_for_work(ex))
-      continue;
-    if (ex->shutdown) /* it may have come while we spun unlocked */
-      break;
-    w->signaled = false;
-    w->next_idle = ex->idle;
-    ex->idle = w;
-    while (!w->signaled)
-      pthread_cond_wait(&w->wake, &ex->mu);
+    if (!spin_for_work(ex))
+      park(ex, w);
   }
-  atomic_fetch_sub(&ex->available, 1);
-  pthread_mutex_unlock(&ex->mu);
   return NULL;
 }
 
@@ -347,13 +412,11 @@ static void *worker_main(void *arg) {
  * Returns 0 or CF_EAGAIN; on failure the reservation is undone. */
 static int spawn(cf_executor_t *ex, int index) {
   struct worker *w = cf__calloc(1, sizeof(*w));
-  int err = w == NULL ? ENOMEM : pthread_cond_init(&w->wake, NULL);
-  if (err == 0) {
+  int err = ENOMEM;
+  if (w != NULL) {
     w->ex = ex;
     w->index = index;
     err = cf__pthread_create(&w->tid, NULL, worker_main, w);
-    if (err != 0)
-      pthread_cond_destroy(&w->wake);
   }
   pthread_mutex_lock(&ex->mu);
   if (err == 0) {
@@ -362,24 +425,27 @@ static int spawn(cf_executor_t *ex, int index) {
   } else {
     free(w);
     ex->nthreads--;
-    atomic_fetch_sub(&ex->available, 1);
   }
-  if (--ex->spawning == 0)
+  if (--ex->spawning == 0) {
     pthread_cond_broadcast(&ex->spawned);
+    if (ex->nthreads == ex->max_workers)
+      atomic_store(&ex->full, true);
+  }
   pthread_mutex_unlock(&ex->mu);
   return err == 0 ? 0 : CF_EAGAIN;
 }
 
 /* A thread start failed. With no thread at all, the queued jobs would wait
  * for ever: take them all back. Returns true if f was among them (the
- * caller then reports CF_EAGAIN and keeps arg). The others were handed out
- * by concurrent submits that counted on a thread being started (ours, or
+ * caller then reports CF_EAGAIN and keeps arg). The others were queued by
+ * concurrent submits that counted on a thread being started (ours, or
  * another that failed too): their futures fail with CF_EAGAIN. The last
  * start to fail always finds no thread, so no job stays queued without
  * one; a start still in flight leaves the queue to its own outcome. */
 static bool unqueue_orphans(cf_executor_t *ex, cf_future_t *f) {
   pthread_mutex_lock(&ex->mu);
-  cf_future_t *orphans = ex->nthreads == 0 ? take_queue(ex) : NULL;
+  cf_future_t *orphans =
+      ex->nthreads == 0 ? cf__runq_take(&ex->queue, false) : NULL;
   pthread_mutex_unlock(&ex->mu);
   bool mine = false;
   while (orphans != NULL) {
@@ -391,6 +457,36 @@ static bool unqueue_orphans(cf_executor_t *ex, cf_future_t *f) {
     orphans = next;
   }
   return mine;
+}
+
+static int refused(const cf_executor_t *ex) {
+  return atomic_load(&ex->broken) ? CF_EBROKEN : CF_ESHUTDOWN;
+}
+
+/* Queue f in a pool that may still start threads: take an idle-worker
+ * token, or start a thread (see DESIGN). */
+static int submit_starting(cf_executor_t *ex, cf_future_t *f) {
+  pthread_mutex_lock(&ex->mu);
+  if (!cf__runq_push(&ex->queue, f)) {
+    pthread_mutex_unlock(&ex->mu);
+    return refused(ex);
+  }
+  long tokens = atomic_load(&ex->available);
+  while (tokens > 0 &&
+         !atomic_compare_exchange_weak(&ex->available, &tokens, tokens - 1))
+    ;
+  int index = -1;
+  if (tokens <= 0 && ex->nthreads < ex->max_workers) {
+    index = ex->next_index++;
+    ex->nthreads++;
+    ex->spawning++;
+  }
+  pthread_mutex_unlock(&ex->mu);
+  if (index < 0)
+    wake_for_job(ex);
+  else if (spawn(ex, index) != 0 && unqueue_orphans(ex, f))
+    return CF_EAGAIN;
+  return 0;
 }
 
 int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn, void *arg,
@@ -409,38 +505,16 @@ int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn, void *arg,
   if (out != NULL)
     atomic_store_explicit(&f->refs, 2, memory_order_relaxed);
 
-  pthread_mutex_lock(&ex->mu);
-  int rc = ex->broken ? CF_EBROKEN : ex->shutdown ? CF_ESHUTDOWN : 0;
-  if (rc != 0) {
-    pthread_mutex_unlock(&ex->mu);
-    free(f);
-    return rc;
-  }
-  if (ex->tail != NULL)
-    ex->tail->next = f;
+  int rc = 0;
+  if (!atomic_load_explicit(&ex->full, memory_order_acquire))
+    rc = submit_starting(ex, f);
+  else if (cf__runq_push(&ex->queue, f))
+    wake_for_job(ex);
   else
-    ex->head = f;
-  ex->tail = f;
-  atomic_store_explicit(&ex->queued_hint, ++ex->queued, memory_order_relaxed);
-  struct worker *wake = ex->idle;
-  int index = -1;
-  if (wake != NULL) {
-    ex->idle = wake->next_idle;
-    wake->signaled = true;
-  } else if ((long)ex->queued > atomic_load(&ex->available) &&
-             ex->nthreads < ex->max_workers) {
-    index = ex->next_index++;
-    ex->nthreads++;
-    ex->spawning++;
-    atomic_fetch_add(&ex->available, 1);
-  }
-  pthread_mutex_unlock(&ex->mu);
-
-  if (wake != NULL)
-    pthread_cond_signal(&wake->wake);
-  if (index >= 0 && spawn(ex, index) != 0 && unqueue_orphans(ex, f)) {
+    rc = refused(ex);
+  if (rc != 0) {
     free(f); /* never seen by anyone: the caller keeps arg */
-    return CF_EAGAIN;
+    return rc;
   }
   if (out != NULL)
     *out = f;
@@ -470,20 +544,13 @@ int cf_executor_shutdown(cf_executor_t *ex, bool wait, bool cancel_futures) {
     return CF_EFORKED;
   if (wait && cf__current_executor == ex)
     return CF_EDEADLK;
-  pthread_mutex_lock(&ex->mu);
-  ex->shutdown = true;
-  cf_future_t *drained = cancel_futures ? take_queue(ex) : NULL;
-  for (struct worker *w = ex->idle; w != NULL; w = w->next_idle) {
-    w->signaled = true;
-    pthread_cond_signal(&w->wake);
-  }
-  ex->idle = NULL;
-  pthread_mutex_unlock(&ex->mu);
-  while (drained != NULL) {
-    cf_future_t *next = drained->next;
-    drop_queued(drained, 0);
-    drained = next;
-  }
+  cf_future_t *drained = NULL;
+  if (cancel_futures)
+    drained = cf__runq_take(&ex->queue, true);
+  else
+    cf__runq_close(&ex->queue);
+  wake_all(ex);
+  drop_all_queued(drained, 0);
   if (wait)
     join_all(ex);
   return 0;
@@ -502,7 +569,6 @@ int cf_executor_destroy(cf_executor_t *ex) {
   struct worker *w = ex->all;
   while (w != NULL) {
     struct worker *next = w->next_all;
-    pthread_cond_destroy(&w->wake);
     free(w);
     w = next;
   }

@@ -12,6 +12,7 @@
 
 #include "cfutures.h"
 #include "fault.h"
+#include "runq.h"
 #include "sync.h"
 
 /* The state word of a future: a cf_state_t in the low bits, plus flags:
