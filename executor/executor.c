@@ -59,15 +59,17 @@ struct worker {
 
 struct cf_executor {
   cf__runq_t queue;
-  /* The wake policy (see DESIGN). */
+  char workers_only[CF__CACHE_LINE];
+  /* The wake policy (see DESIGN): read by every submit, written rarely. */
   _Atomic int nparked;   /* workers in ex->idle */
   _Atomic int nspinning; /* workers watching the queue before parking */
   cf__lock_t idle_lock;  /* guards idle */
   struct worker *idle;   /* parked, most recent first */
+  char read_mostly[CF__CACHE_LINE];
   /* Thread starts: ex->mu, until the pool is full. */
-  pthread_mutex_t mu;
   _Atomic bool full;      /* max_workers threads started: no more starts */
   _Atomic long available; /* idle-worker tokens */
+  pthread_mutex_t mu;
   int nthreads;           /* started or being started */
   int next_index;         /* thread numbers are never reused */
   int spawning;           /* pthread_create calls in flight */
@@ -513,7 +515,7 @@ int cf_executor_submit(cf_executor_t *ex, cf_job_fn fn, void *arg,
   else
     rc = refused(ex);
   if (rc != 0) {
-    free(f); /* never seen by anyone: the caller keeps arg */
+    cf__future_dealloc(f); /* never seen by anyone: the caller keeps arg */
     return rc;
   }
   if (out != NULL)

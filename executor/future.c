@@ -33,7 +33,7 @@ static uint32_t load_state(const cf_future_t *f) {
 }
 
 cf_future_t *cf__future_new(void) {
-  cf_future_t *f = cf__calloc(1, sizeof(*f));
+  cf_future_t *f = cf__future_alloc();
   if (f != NULL)
     atomic_init(&f->refs, 1);
   return f;
@@ -147,7 +147,7 @@ static void future_free(cf_future_t *f) {
   if (s == CF_STATE_FINISHED && f->code == 0 && f->value_dtor != NULL)
     f->value_dtor(f->value);
   free(f->message);
-  free(f);
+  cf__future_dealloc(f);
 }
 
 void cf_future_release(cf_future_t *f) {

@@ -80,6 +80,11 @@ struct cf_job {
  * clears it; out of memory drops it): cf_job_fail and cf_task_fail. */
 void cf__message_set(char **slot, const char *fmt, va_list ap);
 
+/* Memory for futures, from per-thread free lists (future_cache.c):
+ * zeroed, or NULL on ENOMEM; and back to the lists. */
+cf_future_t *cf__future_alloc(void);
+void cf__future_dealloc(cf_future_t *f);
+
 /* Allocate a PENDING future with one reference. NULL on ENOMEM. */
 cf_future_t *cf__future_new(void);
 

@@ -19,10 +19,15 @@
 
 typedef struct cf_future cf_future_t;
 
+/* Fields that different threads write are kept this far apart, so that
+ * they never share a cache line (malloc aligns only to 16). */
+#define CF__CACHE_LINE 64
+
 typedef struct cf__runq {
   _Atomic(cf_future_t *) inbox; /* newest first, or the closed marker */
-  cf__lock_t lock;              /* the consumers': guards head and tail */
-  _Atomic(cf_future_t *) head;  /* oldest first; read unlocked as a hint */
+  char submitters_only[CF__CACHE_LINE];
+  cf__lock_t lock;             /* the consumers': guards head and tail */
+  _Atomic(cf_future_t *) head; /* oldest first; read unlocked as a hint */
   cf_future_t *tail;
 } cf__runq_t;
 
