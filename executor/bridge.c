@@ -188,6 +188,8 @@ static void signal_loop(cf_bridge_t *b) {
   while (n < 0 && errno == EINTR);
 }
 
+/* One read empties an eventfd; a pipe is empty once a read comes back
+ * short. Either way the fd is not read again just to see EAGAIN. */
 static void drain_fd(cf_bridge_t *b) {
   if (b->read_fd < 0)
     return;
@@ -195,7 +197,7 @@ static void drain_fd(cf_bridge_t *b) {
   ssize_t n;
   do
     n = read(b->read_fd, buf, sizeof(buf));
-  while (n > 0 || (n < 0 && errno == EINTR));
+  while (n == (ssize_t)sizeof(buf) || (n < 0 && errno == EINTR));
 }
 
 /* Push a node and signal the loop; false if the bridge is closed. Safe
