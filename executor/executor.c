@@ -397,8 +397,10 @@ static void *worker_main(void *arg) {
   for (;;) {
     cf_future_t *f = cf__runq_pop(&ex->queue);
     if (f != NULL) {
-      if (cf__runq_busy(&ex->queue))
-        wake_for_job(ex); /* more queued: ramp up */
+      /* More queued and a worker parked: ramp up. (nparked first: the
+       * queue's lines are busy with pushes, that one is read-mostly.) */
+      if (atomic_load(&ex->nparked) > 0 && cf__runq_busy(&ex->queue))
+        wake_for_job(ex);
       run_item(ex, f);
       continue;
     }
