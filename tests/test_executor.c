@@ -250,6 +250,33 @@ static void test_saturation(void **state) {
   gate_fini(&g);
 }
 
+/* Idle workers (spinning or parked) are all woken by a burst: MAX jobs
+ * that block until the test has seen MAX of them running can only all
+ * start if every worker was woken. Many rounds, so that the burst finds
+ * workers in every idle state (a hang here is a lost wake-up). */
+static void test_burst_wakes_every_idle_worker(void **state) {
+  (void)state;
+  enum { MAX = 4, ROUNDS = 300 };
+  cf_executor_t *ex = make_pool(MAX, "burst");
+  gate_t g;
+  gate_init(&g);
+  for (int r = 0; r < ROUNDS; r++) {
+    cf_future_t *fs[MAX];
+    for (int i = 0; i < MAX; i++)
+      fs[i] = submit_gated(ex, &g);
+    for (int i = 0; i < MAX; i++)
+      gate_wait_started(&g);
+    gate_open(&g, MAX);
+    for (int i = 0; i < MAX; i++) {
+      assert_int_equal(wait_result(fs[i], NULL), 0);
+      cf_future_release(fs[i]);
+    }
+  }
+  assert_int_equal(cf_executor_thread_count(ex), MAX);
+  assert_int_equal(cf_executor_destroy(ex), 0);
+  gate_fini(&g);
+}
+
 /* SEMANTICS 2.3 test_threads_terminate: 3 blocking jobs on 5 workers. */
 static void test_threads_only_as_needed(void **state) {
   (void)state;
@@ -1714,6 +1741,7 @@ int main(void) {
                              setup),
       cmocka_unit_test_setup(test_idle_thread_reuse, setup),
       cmocka_unit_test_setup(test_saturation, setup),
+      cmocka_unit_test_setup(test_burst_wakes_every_idle_worker, setup),
       cmocka_unit_test_setup(test_threads_only_as_needed, setup),
       cmocka_unit_test_setup(test_thread_names_prefix, setup),
       cmocka_unit_test_setup(test_thread_names_long_prefix, setup),
