@@ -294,21 +294,18 @@ static void wake_one(cf_executor_t *ex) {
     cf__unpark(&w->wake, 1);
 }
 
+/* Wake every parked worker (shutdown, a broken pool: rare). The wake-ups
+ * are sent under the lock: a worker woken early could otherwise park
+ * again and relink itself while this walks the stack. */
 static void wake_all(cf_executor_t *ex) {
   cf__lock(&ex->idle_lock);
-  struct worker *w = ex->idle;
-  ex->idle = NULL;
-  for (struct worker *i = w; i != NULL; i = i->next_idle) {
+  for (struct worker *w = ex->idle; w != NULL; w = w->next_idle) {
     atomic_fetch_sub(&ex->nparked, 1);
-    atomic_store_explicit(&i->wake, 1, memory_order_release);
-  }
-  cf__unlock(&ex->idle_lock);
-  /* Read next_idle before the wake: a woken worker may park again. */
-  while (w != NULL) {
-    struct worker *next = w->next_idle;
+    atomic_store_explicit(&w->wake, 1, memory_order_release);
     cf__unpark(&w->wake, 1);
-    w = next;
   }
+  ex->idle = NULL;
+  cf__unlock(&ex->idle_lock);
 }
 
 /* A job was queued: wake a worker if one is parked and none is spinning
