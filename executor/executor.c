@@ -15,9 +15,13 @@
  *   submit following result() reuses it. Until the pool is `full` this
  *   runs under ex->mu, push included; once max_workers threads run, no
  *   start can follow, and submit and the workers skip it all.
- * - Wake policy: a worker that runs out of work spins on the queue for a
- *   short, bounded time (at most one worker at a time), then parks on its
- *   own futex word in a LIFO stack. A submit wakes the most recently parked
+ * - Wake policy: a worker that runs out of work spins on the queue (at
+ *   most one worker at a time), then parks on its own futex word in a LIFO
+ *   stack. The spin adapts, as the kernel's haltpoll does for idle vCPUs:
+ *   when it missed and the worker was woken before the ceiling (the option
+ *   idle_spin_us), the next spin lasts 1.5 times that idle period, so that
+ *   a steady rhythm of jobs is caught without a wake-up; after a longer
+ *   one it drops back to 40 us, so an idle pool costs no CPU. A submit wakes the most recently parked
  *   worker, only if no worker is spinning; a worker that takes a job and
  *   sees more queued wakes the next one, so a burst ramps up every worker.
  *   Submit (push, then read nparked) and a parking worker (count itself in
@@ -51,6 +55,7 @@ struct worker {
   cf_executor_t *ex;
   pthread_t tid;
   _Atomic uint32_t wake;    /* parked on while 0; set to 1 by a waker */
+  long spin_ns;             /* this worker's idle spin, adapted */
   struct worker *next_idle; /* in ex->idle */
   struct worker *next_all;  /* in ex->all */
   bool joined;
@@ -76,6 +81,7 @@ struct cf_executor {
   pthread_cond_t spawned;
   struct worker *all;
   int max_workers;
+  long spin_max_ns; /* the option idle_spin_us */
   _Atomic bool broken;
   unsigned fork_generation;
   cf_init_fn initializer;
@@ -84,8 +90,11 @@ struct cf_executor {
   char prefix[16];
 };
 
-/* How long an idle worker watches the queue before it parks. */
-#define SPIN_ROUNDS 2000
+/* The idle spin (see DESIGN): its default ceiling, its floor, and the
+ * largest ceiling an option may ask for, in nanoseconds. */
+#define SPIN_MAX_DEFAULT_NS 2000000L
+#define SPIN_MIN_NS 40000L
+#define SPIN_MAX_LIMIT_US 1000000
 
 _Thread_local cf_executor_t *cf__current_executor;
 
@@ -145,6 +154,7 @@ void cf_executor_options_init(cf_executor_options_t *opts) {
     cpus = 1;
   memset(opts, 0, sizeof(*opts));
   opts->max_workers = cpus + 4 < 32 ? (int)cpus + 4 : 32;
+  opts->idle_spin_us = (int)(SPIN_MAX_DEFAULT_NS / 1000);
 }
 
 int cf_executor_create(cf_executor_t **out, const cf_executor_options_t *opts) {
@@ -154,7 +164,8 @@ int cf_executor_create(cf_executor_t **out, const cf_executor_options_t *opts) {
     cf_executor_options_init(&defaults);
     opts = &defaults;
   }
-  if (out == NULL || opts->max_workers <= 0)
+  if (out == NULL || opts->max_workers <= 0 || opts->idle_spin_us < 0 ||
+      opts->idle_spin_us > SPIN_MAX_LIMIT_US)
     return CF_EINVAL;
   cf_executor_t *ex = cf__calloc(1, sizeof(*ex));
   if (ex == NULL)
@@ -176,6 +187,7 @@ int cf_executor_create(cf_executor_t **out, const cf_executor_options_t *opts) {
     return CF_ENOMEM;
   }
   ex->max_workers = opts->max_workers;
+  ex->spin_max_ns = opts->idle_spin_us * 1000L;
   ex->initializer = opts->initializer;
   ex->initializer_arg = opts->initializer_arg;
   ex->fork_generation = atomic_load(&cf__fork_generation);
@@ -316,21 +328,48 @@ static void wake_for_job(cf_executor_t *ex) {
     wake_one(ex);
 }
 
-/* Before parking, watch the queue briefly: a producer that submits in a
- * steady stream then never pays for a wake-up. Bounded, and one worker at
- * a time, so an idle pool parks within microseconds and then costs no
- * CPU. True if work arrived (or the queue closed). */
-static bool spin_for_work(cf_executor_t *ex) {
+static long now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* What an idle worker's spin came to. */
+typedef enum { SPIN_NONE, SPIN_CAUGHT, SPIN_MISSED } spin_t;
+
+/* Before parking, watch the queue for up to w->spin_ns: work that arrives
+ * meanwhile costs no wake-up. One worker at a time: the others do not spin
+ * (SPIN_NONE). SPIN_CAUGHT if work arrived (or the queue closed). */
+static spin_t spin_for_work(cf_executor_t *ex, struct worker *w, long start) {
   int expected = 0;
-  if (!atomic_compare_exchange_strong(&ex->nspinning, &expected, 1))
-    return false;
+  if (w->spin_ns == 0 ||
+      !atomic_compare_exchange_strong(&ex->nspinning, &expected, 1))
+    return SPIN_NONE;
+  long until = start + w->spin_ns;
   bool busy = false;
-  for (int i = 0; i < SPIN_ROUNDS && !busy; i++) {
+  for (unsigned i = 1; !busy; i++) {
     cf__cpu_relax();
     busy = cf__runq_busy(&ex->queue);
+    if (i % 64 == 0 && now_ns() >= until)
+      break;
   }
   atomic_store(&ex->nspinning, 0);
-  return busy;
+  return busy ? SPIN_CAUGHT : SPIN_MISSED;
+}
+
+/* w spun in vain, then slept for the rest of an idle period of idle_ns.
+ * If that period was shorter than the ceiling, spin 1.5 times as long next
+ * time, to catch the next like it without a wake-up; after a longer one,
+ * spin briefly again. Only a missed spin teaches: a worker that did not
+ * spin (another one did) or caught its work keeps its spin as it is, so
+ * the short sleeps of a busy pool's other workers do not lengthen it. */
+static void adapt_spin(cf_executor_t *ex, struct worker *w, long idle_ns) {
+  long min = SPIN_MIN_NS < ex->spin_max_ns ? SPIN_MIN_NS : ex->spin_max_ns;
+  long want = idle_ns + idle_ns / 2;
+  if (idle_ns > ex->spin_max_ns || want < min)
+    w->spin_ns = min;
+  else
+    w->spin_ns = want < ex->spin_max_ns ? want : ex->spin_max_ns;
 }
 
 /* Park w until a submit or shutdown wakes it. */
@@ -358,6 +397,17 @@ static void park(cf_executor_t *ex, struct worker *w) {
   static const cf__deadline_t forever = {CF__DL_FOREVER, {0, 0}};
   while (atomic_load_explicit(&w->wake, memory_order_acquire) == 0)
     cf__park(&w->wake, 0, &forever);
+}
+
+/* Wait for work: spin, then park; adapt the spin to how it went. */
+static void wait_for_work(cf_executor_t *ex, struct worker *w) {
+  long idle_since = now_ns();
+  spin_t spun = spin_for_work(ex, w, idle_since);
+  if (spun == SPIN_CAUGHT)
+    return;
+  park(ex, w);
+  if (spun == SPIN_MISSED)
+    adapt_spin(ex, w, now_ns() - idle_since);
 }
 
 /* ---- workers ---- */
@@ -403,8 +453,7 @@ static void *worker_main(void *arg) {
     }
     if (cf__runq_closed(&ex->queue))
       break;
-    if (!spin_for_work(ex))
-      park(ex, w);
+    wait_for_work(ex, w);
   }
   return NULL;
 }
@@ -417,6 +466,7 @@ static int spawn(cf_executor_t *ex, int index) {
   if (w != NULL) {
     w->ex = ex;
     w->index = index;
+    adapt_spin(ex, w, 0);
     err = cf__pthread_create(&w->tid, NULL, worker_main, w);
   }
   pthread_mutex_lock(&ex->mu);

@@ -979,6 +979,50 @@ static void test_B59_executor_create_negative_workers(void **state) {
   assert_int_equal(cf_executor_create(&ex, &opts), CF_EINVAL);
 }
 
+/* B266. cf_executor_create, idle_spin_us negative (-1, INT_MIN) or above
+ * 1000000 (1000001, INT_MAX): CF_EINVAL */
+static void test_B266_executor_create_idle_spin_out_of_range(void **state) {
+  (void)state;
+  const int bad[] = {-1, INT_MIN, 1000001, INT_MAX};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    cf_executor_options_t opts;
+    cf_executor_options_init(&opts);
+    opts.idle_spin_us = bad[i];
+    cf_executor_t *ex = NULL;
+    assert_int_equal(cf_executor_create(&ex, &opts), CF_EINVAL);
+    assert_null(ex);
+  }
+}
+
+/* B267. cf_executor_create, idle_spin_us 0 (never spin) and 1000000:
+ * allowed: jobs run, and a job submitted after every worker went idle still
+ * starts. Each round waits until the pool's only worker is back from its
+ * job, so the next submit finds it idle (spinning, or parked with 0). */
+static void test_B267_executor_create_idle_spin_bounds(void **state) {
+  (void)state;
+  const int ok[] = {0, 1000000};
+  for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+    cf_executor_options_t opts;
+    cf_executor_options_init(&opts);
+    opts.max_workers = 1;
+    opts.idle_spin_us = ok[i];
+    cf_executor_t *ex = NULL;
+    assert_int_equal(cf_executor_create(&ex, &opts), 0);
+    for (int r = 0; r < 50; r++) {
+      cf_future_t *f = NULL;
+      assert_int_equal(
+          cf_executor_submit(ex, echo_job, (void *)(intptr_t)(r + 1), NULL, &f),
+          0);
+      void *v = NULL;
+      assert_int_equal(cf_future_result(f, CF_FOREVER, &v), 0);
+      assert_ptr_equal(v, (void *)(intptr_t)(r + 1));
+      cf_future_release(f);
+    }
+    assert_int_equal(cf_executor_thread_count(ex), 1);
+    assert_int_equal(cf_executor_destroy(ex), 0);
+  }
+}
+
 /* B60. cf_executor_create, opts NULL: allowed: a pool with the defaults (0) */
 static void test_B60_executor_create_null_opts(void **state) {
   (void)state;
@@ -3971,6 +4015,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_B58_executor_create_zero_workers,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_B59_executor_create_negative_workers,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_B266_executor_create_idle_spin_out_of_range,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_B267_executor_create_idle_spin_bounds,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_B60_executor_create_null_opts, setup,
                                       teardown),
