@@ -82,6 +82,21 @@ double bench_thread_cpu(void); /* the calling thread's CPU, seconds */
 /* CPU time used by every process on the machine (/proc/stat), seconds;
  * minus bench_cpu(), what other processes took: noise in the figures. */
 double bench_machine_cpu(void);
+/* CPU of this process's threads, each read from its own CPU clock: unlike
+ * getrusage, this includes the time that a thread running at this moment
+ * has not been charged yet (up to a scheduler tick: 4 ms at HZ=250), which
+ * would otherwise land in the next measurement. For idle_cpu, whose window
+ * starts while the workers are still finishing the burst. A snapshot, then
+ * the CPU used since by the threads alive now (those that exited meanwhile
+ * are left out; threads started meanwhile count in full). */
+#define BENCH_MAX_THREADS 512
+typedef struct bench_cpu_snapshot {
+  int n;
+  long tid[BENCH_MAX_THREADS];
+  double cpu[BENCH_MAX_THREADS];
+} bench_cpu_snapshot_t;
+void bench_cpu_snapshot(bench_cpu_snapshot_t *s);
+double bench_cpu_since(const bench_cpu_snapshot_t *s);
 double bench_rss(void);        /* resident set size, bytes */
 void bench_trim(void);         /* give freed heap memory back to the OS */
 void bench_spin_us(double us); /* busy-wait */

@@ -336,11 +336,18 @@ void bench_latency_gap(const bench_peer_t *p) {
 
 /* ---- idle_cpu ---- */
 
+/* The window starts as soon as the burst's last job has finished: CPU that
+ * a pool spends after that (spinning, say) counts. It is read from each
+ * thread's CPU clock (bench_cpu_snapshot), so that the burst's own CPU,
+ * not yet charged to a worker still running when the window opens, does
+ * not count as idle CPU. */
+
 void bench_idle_cpu(const bench_peer_t *p) {
   const char *w = "idle_cpu";
   long n = bench_cfg.idle_burst;
   double window = bench_cfg.idle_window;
   bench_job_t *jobs = bench_xmalloc((size_t)n * sizeof(*jobs));
+  bench_cpu_snapshot_t *before = bench_xmalloc(sizeof(*before));
   double pct[BENCH_MAX_REPS];
   bench_latch_t l;
   bench_latch_init(&l);
@@ -348,14 +355,15 @@ void bench_idle_cpu(const bench_peer_t *p) {
   for (int r = 0; r < REPS; r++) {
     void *pool = pool_new(p);
     burst(p, pool, jobs, n, &l);
-    double c0 = bench_cpu();
+    bench_cpu_snapshot(before);
     bench_sleep(window);
-    pct[r] = (bench_cpu() - c0) / window * 100;
+    pct[r] = bench_cpu_since(before) / window * 100;
     p->destroy(pool);
   }
   bench_report(w, p->impl, "cpu_pct", pct, REPS);
   bench_block_end();
   bench_latch_fini(&l);
+  free(before);
   free(jobs);
 }
 

@@ -3,6 +3,7 @@
  */
 #include "bench.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
 #include <math.h>
@@ -57,6 +58,44 @@ static double rusage_cpu(int who) {
 /* Children count once waited for: the fresh processes of memory. */
 double bench_cpu(void) {
   return rusage_cpu(RUSAGE_SELF) + rusage_cpu(RUSAGE_CHILDREN);
+}
+
+void bench_cpu_snapshot(bench_cpu_snapshot_t *s) {
+  s->n = 0;
+  DIR *d = opendir("/proc/self/task");
+  if (d == NULL)
+    bench_die("cannot read /proc/self/task");
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL && s->n < BENCH_MAX_THREADS) {
+    long tid = strtol(e->d_name, NULL, 10);
+    if (tid <= 0)
+      continue;
+    /* The kernel's per-thread CPU clock id, as pthread_getcpuclockid()
+     * makes it: ~tid in the high bits, then CPUCLOCK_PERTHREAD_MASK (4) |
+     * CPUCLOCK_SCHED (2). */
+    clockid_t clock = (clockid_t)((~(unsigned)tid << 3) | 6u);
+    struct timespec ts;
+    if (clock_gettime(clock, &ts) != 0)
+      continue; /* it just exited */
+    s->tid[s->n] = tid;
+    s->cpu[s->n++] = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+  }
+  closedir(d);
+}
+
+double bench_cpu_since(const bench_cpu_snapshot_t *s) {
+  bench_cpu_snapshot_t *now = bench_xmalloc(sizeof(*now));
+  bench_cpu_snapshot(now);
+  double sum = 0;
+  for (int i = 0; i < now->n; i++) {
+    double before = 0;
+    for (int j = 0; j < s->n; j++)
+      if (s->tid[j] == now->tid[i])
+        before = s->cpu[j];
+    sum += now->cpu[i] - before;
+  }
+  free(now);
+  return sum;
 }
 
 double bench_machine_cpu(void) {
