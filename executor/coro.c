@@ -4,20 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CF__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CF__ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define CF__TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CF__TSAN 1
-#endif
-#endif
+#include "sanitizer.h"
 
 #ifdef HAVE_VALGRIND_VALGRIND_H
 #include <valgrind/valgrind.h> /* tell memcheck where task stacks are */

@@ -22,13 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CF__ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CF__ASAN 1
-#endif
-#endif
+#include "sanitizer.h"
 #ifdef CF__ASAN
 #include <sanitizer/asan_interface.h>
 #endif
