@@ -1008,14 +1008,14 @@ static void test_B267_executor_create_idle_spin_bounds(void **state) {
     opts.idle_spin_us = ok[i];
     cf_executor_t *ex = NULL;
     assert_int_equal(cf_executor_create(&ex, &opts), 0);
-    for (int r = 0; r < 50; r++) {
+    for (int round = 0; round < 50; round++) {
       cf_future_t *f = NULL;
       assert_int_equal(
-          cf_executor_submit(ex, echo_job, (void *)(intptr_t)(r + 1), NULL, &f),
+          cf_executor_submit(ex, echo_job, (void *)(intptr_t)(round + 1), NULL, &f),
           0);
       void *v = NULL;
       assert_int_equal(cf_future_result(f, CF_FOREVER, &v), 0);
-      assert_ptr_equal(v, (void *)(intptr_t)(r + 1));
+      assert_ptr_equal(v, (void *)(intptr_t)(round + 1));
       cf_future_release(f);
     }
     assert_int_equal(cf_executor_thread_count(ex), 1);
