@@ -31,8 +31,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#if defined(__linux__) && !defined(CF_BRIDGE_PIPE)
-#define USE_EVENTFD 1
+/* The wake-up fd is an eventfd unless configure chose a pipe
+ * (--with-bridge-wakeup, default: pipe only where there is no eventfd). */
+#ifndef CF_BRIDGE_PIPE
 #include <sys/eventfd.h>
 #endif
 
@@ -130,7 +131,7 @@ int cf_bridge_create(cf_bridge_t **out) {
   int rc = bridge_new(&b);
   if (rc != 0)
     return rc;
-#ifdef USE_EVENTFD
+#ifndef CF_BRIDGE_PIPE
   b->read_fd = b->write_fd = cf__eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 #else /* a pipe: pipe2 is not everywhere, so set the flags one by one */
   int fds[2];

@@ -22,6 +22,8 @@
 
 #ifdef __linux__
 #include <sys/epoll.h>
+#endif
+#ifndef CF_BRIDGE_PIPE
 #include <sys/eventfd.h>
 #endif
 
@@ -144,7 +146,7 @@ int cf__pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 
 /* ---- file descriptors ---- */
 
-#ifdef __linux__
+#ifndef CF_BRIDGE_PIPE /* the bridge's wake-up, as in bridge.c */
 int cf__eventfd(unsigned int initval, int flags) {
   if (should_fail(&fds)) {
     errno = EMFILE;
@@ -152,7 +154,9 @@ int cf__eventfd(unsigned int initval, int flags) {
   }
   return eventfd(initval, flags);
 }
+#endif
 
+#ifdef __linux__
 int cf__epoll_create1(int flags) {
   if (should_fail(&fds)) {
     errno = EMFILE;

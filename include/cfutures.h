@@ -426,9 +426,10 @@ typedef void (*cf_call_fn)(void *arg);
 typedef void (*cf_wakeup_fn)(void *data);
 
 /* Create a bridge with its own fd (eventfd on Linux, a pipe elsewhere or
- * with -DCF_BRIDGE_PIPE; close-on-exec, non-blocking): poll cf_bridge_fd() for readability and call
- * cf_bridge_dispatch when it is readable. Errors: CF_EINVAL (out NULL),
- * CF_ENOMEM, CF_ESYSTEM (no fd could be created). */
+ * when configured --with-bridge-wakeup=pipe; close-on-exec, non-blocking):
+ * poll cf_bridge_fd() for readability and call cf_bridge_dispatch when it
+ * is readable. Errors: CF_EINVAL (out NULL), CF_ENOMEM, CF_ESYSTEM (no fd
+ * could be created). */
 CF_EXTERN CF_NODISCARD int cf_bridge_create(cf_bridge_t **out);
 
 /* Create a bridge without an fd that calls wakeup(data) instead. data_dtor

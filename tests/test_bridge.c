@@ -23,12 +23,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,6 +57,15 @@ static int setup(void **state) {
   return 0;
 }
 
+/* The fds that cf_bridge_create() opens: an eventfd, or both ends of a
+ * pipe in a build configured --with-bridge-wakeup=pipe (configure defines
+ * CF_BRIDGE_PIPE for the tests as for the library). */
+#ifdef CF_BRIDGE_PIPE
+#define BRIDGE_FDS 2
+#else
+#define BRIDGE_FDS 1
+#endif
+
 /* The number of open file descriptors of this process (the directory
  * stream's own fd included, the same in every count). */
 static int count_fds(void) {
@@ -67,6 +79,27 @@ static int count_fds(void) {
   closedir(d);
   return n;
 }
+
+#ifdef CF_BRIDGE_PIPE
+/* The other end of the pipe fd: the one other open fd on its inode, or
+ * -1. The bridge does not hand out its write end; this finds it. */
+static int pipe_peer(int fd) {
+  struct stat want, st;
+  assert_int_equal(fstat(fd, &want), 0);
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  int peer = -1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    int other = atoi(e->d_name);
+    if (e->d_name[0] != '.' && other != fd && fstat(other, &st) == 0 &&
+        st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+      peer = other;
+  }
+  closedir(d);
+  return peer;
+}
+#endif
 
 /* sem_wait with a hang guard; returns 0 or -1 when the guard expired. */
 static int sem_wait_guarded(sem_t *s) {
@@ -378,13 +411,25 @@ static void test_fd_of_wakeup_bridge_is_einval(void **state) {
   assert_int_equal(cf_bridge_dispatch(wb), 0);
   cf_bridge_destroy(wb);
 
-  /* A bridge with an fd: a valid, non-blocking, close-on-exec fd. */
+  /* A bridge with an fd: a valid, non-blocking, close-on-exec fd, of the
+   * kind configure chose. A pipe's write end has the same flags. */
   cf_bridge_t *b;
   assert_int_equal(cf_bridge_create(&b), 0);
   int fd = cf_bridge_fd(b);
   assert_true(fd >= 0);
   assert_true((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
   assert_true((fcntl(fd, F_GETFL) & O_NONBLOCK) != 0);
+  struct stat st;
+  assert_int_equal(fstat(fd, &st), 0);
+#ifdef CF_BRIDGE_PIPE
+  assert_true(S_ISFIFO(st.st_mode));
+  int w = pipe_peer(fd);
+  assert_true(w >= 0);
+  assert_true((fcntl(w, F_GETFD) & FD_CLOEXEC) != 0);
+  assert_true((fcntl(w, F_GETFL) & O_NONBLOCK) != 0);
+#else
+  assert_false(S_ISFIFO(st.st_mode));
+#endif
   cf_bridge_destroy(b);
 }
 
@@ -1406,8 +1451,8 @@ static void test_destroy_with_work_in_flight(void **state) {
   assert_int_equal(cf_future_cancelled(r[3].f), 1);
   assert_int_equal(cf_future_cancelled(never), 1);
   assert_int_equal(cf_future_state(done), CF_STATE_FINISHED);
-  /* Running jobs still hold the bridge: its fd stays open for them. */
-  assert_int_equal(count_fds(), fds_before + 1);
+  /* Running jobs still hold the bridge: its fds stay open for them. */
+  assert_int_equal(count_fds(), fds_before + BRIDGE_FDS);
 
   gate_open(&g, JOBS);
   assert_int_equal(cf_executor_destroy(ex), 0);
@@ -1644,12 +1689,93 @@ static void test_fd_count_independent_of_futures(void **state) {
   loop_t l;
   loop_open(&l);
   const int fds_open = count_fds();
-  assert_int_equal(fds_open, fds_before + 2); /* the bridge fd and epoll */
+  assert_int_equal(fds_open, fds_before + BRIDGE_FDS + 1); /* and epoll */
   assert_int_equal(fds_with_outstanding(&l, 10), fds_open);
   assert_int_equal(fds_with_outstanding(&l, 10000), fds_open);
   assert_int_equal(count_fds(), fds_open);
   loop_close(&l);
   assert_int_equal(count_fds(), fds_before);
+}
+
+#define DRAIN_JOBS 10000
+#define DRAIN_WINDOW 4
+
+/* Returns its index + 1. */
+static int index_job(void *arg, cf_job_t *job) {
+  cf_job_return(job, (void *)((intptr_t)arg + 1), NULL);
+  return 0;
+}
+
+typedef struct drain {
+  int delivered;
+  int bad;
+  unsigned char seen[DRAIN_JOBS];
+} drain_t;
+
+static void drain_cb(cf_future_t *f, int status, void *data) {
+  drain_t *d = data;
+  d->delivered++;
+  void *v = NULL;
+  intptr_t i = -1;
+  if (status == 0 && cf_future_result(f, 0, &v) == 0)
+    i = (intptr_t)v - 1;
+  if (i < 0 || i >= DRAIN_JOBS ||
+      !pthread_equal(pthread_self(), loop_thread)) {
+    d->bad++;
+    return;
+  }
+  d->seen[i]++;
+}
+
+/* poll(2) for the bridge fd: 1 readable, 0 timed out. */
+static int poll_bridge(cf_bridge_t *b, int ms) {
+  struct pollfd p = {.fd = cf_bridge_fd(b), .events = POLLIN};
+  int n;
+  do
+    n = poll(&p, 1, ms);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+/* Many completions from a 2-worker pool, the fd watched with poll(2):
+ * every callback runs once, and dispatch leaves the fd empty (a pipe is
+ * read until a short read, an eventfd once). With at most DRAIN_WINDOW
+ * jobs in flight, no dispatch can deliver more, so the fd goes through at
+ * least DRAIN_JOBS / DRAIN_WINDOW signal-and-drain rounds. The empty fd is
+ * checked once the workers are joined, as only then no signal can still be
+ * on its way: a worker may write its wake-up after the loop has taken its
+ * delivery. */
+static void test_wakeup_fd_drained(void **state) {
+  (void)state;
+  cf_bridge_t *b;
+  assert_int_equal(cf_bridge_create(&b), 0);
+  cf_executor_t *ex = make_pool(2);
+  drain_t *d = calloc(1, sizeof(*d));
+  assert_non_null(d);
+  intptr_t next = 0;
+  long wakeups = 0;
+  while (d->delivered < DRAIN_JOBS) {
+    for (; next < DRAIN_JOBS && next - d->delivered < DRAIN_WINDOW; next++)
+      assert_int_equal(cf_bridge_run_in_executor(b, ex, index_job,
+                                                 (void *)next, NULL, drain_cb,
+                                                 d, NULL), 0);
+    assert_int_equal(poll_bridge(b, WAIT_MS), 1);
+    assert_true(cf_bridge_dispatch(b) >= 0);
+    wakeups++;
+  }
+  assert_int_equal(cf_executor_destroy(ex), 0);
+  assert_int_equal(cf_bridge_dispatch(b), 0);
+  assert_int_equal(poll_bridge(b, 0), 0);
+
+  assert_int_equal(d->bad, 0);
+  assert_int_equal(d->delivered, DRAIN_JOBS);
+  assert_true(wakeups >= DRAIN_JOBS / DRAIN_WINDOW);
+  for (int i = 0; i < DRAIN_JOBS; i++)
+    if (d->seen[i] != 1)
+      fail_msg("job %d delivered %d times", i, d->seen[i]);
+  print_message("# %d completions, %ld wake-ups\n", DRAIN_JOBS, wakeups);
+  free(d);
+  cf_bridge_destroy(b);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2090,6 +2216,7 @@ int main(void) {
       cmocka_unit_test_setup(test_destroy_from_callback_runs_queued_calls,
                              setup),
       cmocka_unit_test_setup(test_fd_count_independent_of_futures, setup),
+      cmocka_unit_test_setup(test_wakeup_fd_drained, setup),
       cmocka_unit_test_setup(test_wakeup_once_per_flip, setup),
       cmocka_unit_test_setup(test_wakeup_dtor_after_in_flight, setup),
       cmocka_unit_test_setup(test_wakeup_drives_own_loop, setup),

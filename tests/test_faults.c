@@ -931,7 +931,8 @@ static bool bridge_wait(cf_bridge_t *b, struct bridge_ctx *ctx) {
 
 /* Deliveries (run_in_executor, then on a standalone future, a cancelled
  * one), call_threadsafe, dispatch until everything arrived, destroy. With
- * use_fd the bridge has its own eventfd, else a wake-up function. */
+ * use_fd the bridge has its own fd (eventfd or pipe), else a wake-up
+ * function. */
 static bool bridge_scenario(bool use_fd) {
   bool all_ok = true;
   struct bridge_ctx ctx = {0, 0, {{0}}};
