@@ -8,10 +8,12 @@
  *   in the CLOSED sentinel, after which every push fails, atomically.
  * - Coalesced wake-ups: a producer that pushed flips `pending` from 0 to 1
  *   and only then signals (eventfd write, pipe write, or the user's wake-up
- *   function). dispatch drains the fd, then clears `pending`, and only then
- *   takes the inbox, so a push it does not see is followed by a new signal:
- *   no wake-up is lost, and a burst of completions costs one. (Clearing
- *   before draining could swallow the signal of a push made in between.)
+ *   function). dispatch first takes the inbox and runs it (so callbacks do
+ *   not wait for a system call), then drains the fd, clears `pending`, and
+ *   only then takes the inbox again, so a push it does not see is followed
+ *   by a new signal: no wake-up is lost, and a burst of completions costs
+ *   one. (Clearing before draining could swallow the signal of a push made
+ *   in between.)
  * - Lifetime: the bridge is reference counted: one reference for its
  *   owner, one per live delivery, one held by a producer across push and
  *   signal. The fd is closed (and the wake-up data destroyed) only when the
@@ -326,19 +328,33 @@ static int run_batch(cf_bridge_t *b, bool closing) {
   return count;
 }
 
+/* Take the inbox, unless destroy closed it (a callback may have). */
+static struct node *take_inbox(cf_bridge_t *b) {
+  struct node *top = atomic_load(&b->inbox);
+  while (top != NULL && top != CLOSED &&
+         !atomic_compare_exchange_weak(&b->inbox, &top, NULL))
+    ;
+  return top == CLOSED ? NULL : top;
+}
+
 int cf_bridge_dispatch(cf_bridge_t *b) {
   if (b == NULL)
     return CF_EINVAL;
   if (forked(b))
     return CF_EFORKED;
-  /* This order cannot lose a wake-up: a signal drained here belongs to a
-   * push that the exchange below takes; a push that finds `pending` 0
-   * after the store signals again. */
+  bridge_retain(b); /* a callback may destroy the bridge */
+  /* Deliver first: the system call that drains the fd comes after the
+   * callbacks. Then drain, clear `pending`, and take the inbox again.
+   * This order cannot lose a wake-up: a push made before the store either
+   * is in one of the two takes or found `pending` 1 with its node still
+   * ahead of the second take; a push that finds `pending` 0 after the
+   * store signals again. */
+  batch_append(b, take_inbox(b));
+  int count = run_batch(b, false);
   drain_fd(b);
   atomic_store(&b->pending, 0);
-  batch_append(b, atomic_exchange(&b->inbox, NULL));
-  bridge_retain(b); /* a callback may destroy the bridge */
-  int count = run_batch(b, false);
+  batch_append(b, take_inbox(b));
+  count += run_batch(b, false);
   bridge_release(b);
   return count;
 }
