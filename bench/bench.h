@@ -163,7 +163,13 @@ intptr_t bench_spin_fn(bench_job_t *j);    /* spins (intptr_t)arg us */
 
 /* A bridge: an event loop on the calling thread that submits jobs to a
  * pool of cfg.workers threads and gets each completion back on the loop,
- * where it adds 1 to *delivered. */
+ * where its callback calls bench_delivered(delivered). */
+/* Count a delivery, on the loop thread, and note when it ran: a round
+ * trip ends when the result callback runs, not when the loop iteration
+ * that ran it returns. */
+void bench_delivered(long *delivered);
+extern double bench_last_delivery; /* bench_now() of the latest one */
+
 typedef struct bench_bridge_ops {
   void *(*open)(long *delivered);
   void (*submit)(void *b);

@@ -87,7 +87,7 @@ static int empty_job(void *arg, cf_job_t *job) {
 static void on_delivered(cf_future_t *f, int status, void *data) {
   (void)f;
   check(status, "bridge delivery");
-  (*((struct bridge *)data)->delivered)++;
+  bench_delivered(((struct bridge *)data)->delivered);
 }
 
 static void *bridge_open(long *delivered) {

@@ -89,7 +89,7 @@ struct bridge {
 };
 
 static gboolean deliver(gpointer data) {
-  (*((struct bridge *)data)->delivered)++;
+  bench_delivered(((struct bridge *)data)->delivered);
   return G_SOURCE_REMOVE;
 }
 

@@ -43,7 +43,7 @@ static void after_work(uv_work_t *req, int status) {
   if (status == UV_ECANCELED && u->job != NULL)
     u->job->outcome = BENCH_CANCELLED;
   if (u->counter != NULL)
-    (*u->counter)++;
+    bench_delivered(u->counter);
   free(u);
 }
 
