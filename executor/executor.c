@@ -19,9 +19,10 @@
  *   most one worker at a time), then parks on its own futex word in a LIFO
  *   stack. The spin adapts, as the kernel's haltpoll does for idle vCPUs:
  *   when it missed and the worker was woken before the ceiling (the option
- *   idle_spin_us), the next spin lasts 1.5 times that idle period, so that
- *   a steady rhythm of jobs is caught without a wake-up; after a longer
- *   one it drops back to 40 us, so an idle pool costs no CPU. A submit wakes the most recently parked
+ *   idle_spin_us) by one lone job, the next spin lasts 1.5 times that idle
+ *   period, so that a steady rhythm of jobs is caught without a wake-up;
+ *   after a longer one it drops back to 40 us, so an idle pool costs no
+ *   CPU (see adapt_spin). A submit wakes the most recently parked
  *   worker, only if no worker is spinning; a worker that takes a job and
  *   sees more queued wakes the next one, so a burst ramps up every worker.
  *   Submit (push, then read nparked) and a parking worker (count itself in
@@ -56,6 +57,7 @@ struct worker {
   pthread_t tid;
   _Atomic uint32_t wake;    /* parked on while 0; set to 1 by a waker */
   long spin_ns;             /* this worker's idle spin, adapted */
+  long learn_ns;            /* a short idle period to judge, or 0 */
   struct worker *next_idle; /* in ex->idle */
   struct worker *next_all;  /* in ex->all */
   bool joined;
@@ -357,12 +359,15 @@ static spin_t spin_for_work(cf_executor_t *ex, struct worker *w, long start) {
   return busy ? SPIN_CAUGHT : SPIN_MISSED;
 }
 
-/* w spun in vain, then slept for the rest of an idle period of idle_ns.
- * If that period was shorter than the ceiling, spin 1.5 times as long next
- * time, to catch the next like it without a wake-up; after a longer one,
- * spin briefly again. Only a missed spin teaches: a worker that did not
- * spin (another one did) or caught its work keeps its spin as it is, so
- * the short sleeps of a busy pool's other workers do not lengthen it. */
+/* Set w's spin after an idle period of idle_ns that it spun through in
+ * vain, then slept: a short period (below the ceiling) that ended with one
+ * lone job (the worker's first pop left the queue empty) is a rhythm, and
+ * the next spin lasts 1.5 times as long to catch the next job like it
+ * without a wake-up; a long period sets it back to the minimum. A short
+ * period that ended with several jobs queued teaches nothing: a stream
+ * that stalled (its submitter descheduled, say) is no rhythm, and learning
+ * from it would make the pool spin long after the stream ends. Nor does a
+ * worker that did not spin (another one did) or that caught its work. */
 static void adapt_spin(cf_executor_t *ex, struct worker *w, long idle_ns) {
   long min = SPIN_MIN_NS < ex->spin_max_ns ? SPIN_MIN_NS : ex->spin_max_ns;
   long want = idle_ns + idle_ns / 2;
@@ -399,15 +404,23 @@ static void park(cf_executor_t *ex, struct worker *w) {
     cf__park(&w->wake, 0, &forever);
 }
 
-/* Wait for work: spin, then park; adapt the spin to how it went. */
+/* Wait for work: spin, then park. After a missed spin, a long idle
+ * period resets the spin at once; a short one is left in w->learn_ns for
+ * the next pop to judge (adapt_spin). */
 static void wait_for_work(cf_executor_t *ex, struct worker *w) {
   long idle_since = now_ns();
+  w->learn_ns = 0;
   spin_t spun = spin_for_work(ex, w, idle_since);
   if (spun == SPIN_CAUGHT)
     return;
   park(ex, w);
-  if (spun == SPIN_MISSED)
-    adapt_spin(ex, w, now_ns() - idle_since);
+  if (spun != SPIN_MISSED)
+    return;
+  long idle_ns = now_ns() - idle_since;
+  if (idle_ns > ex->spin_max_ns)
+    adapt_spin(ex, w, idle_ns);
+  else
+    w->learn_ns = idle_ns;
 }
 
 /* ---- workers ---- */
@@ -444,6 +457,11 @@ static void *worker_main(void *arg) {
   for (;;) {
     cf_future_t *f = cf__runq_pop(&ex->queue);
     if (f != NULL) {
+      if (w->learn_ns != 0) { /* the first pop after a short idle period */
+        if (!cf__runq_busy(&ex->queue))
+          adapt_spin(ex, w, w->learn_ns);
+        w->learn_ns = 0;
+      }
       /* More queued and a worker parked: ramp up. (nparked first: the
        * queue's lines are busy with pushes, that one is read-mostly.) */
       if (atomic_load(&ex->nparked) > 0 && cf__runq_busy(&ex->queue))

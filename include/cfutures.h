@@ -260,9 +260,10 @@ typedef struct cf_executor_options {
 /* Fill opts with the defaults. idle_spin_us bounds how long an idle worker
  * keeps watching the queue before it sleeps, trading CPU for wake-up
  * latency: the spin adapts to the gaps between jobs (1.5 times the last
- * gap, if shorter than this bound; 40 us after a longer one), so jobs that
- * come every millisecond start within microseconds while one worker spins
- * through the gaps, and an idle pool costs no CPU. 0: never spin. */
+ * gap, if shorter than this bound and ended by a single job; 40 us after a
+ * longer one), so jobs that come every millisecond start within
+ * microseconds while one worker spins through the gaps, and an idle pool
+ * costs no CPU. 0: never spin. */
 CF_EXTERN void cf_executor_options_init(cf_executor_options_t *opts);
 
 /* Create a pool; no thread starts before the first submit. opts NULL means
