@@ -2079,6 +2079,46 @@ static void test_nested_dispatch(void **state) {
   loop_close(&l);
 }
 
+/* A call queued by a callback runs in the same dispatch, after the batch
+ * that queued it (never inside it), and leaves no wake-up behind: it found
+ * the wake-up of its batch still pending, which the dispatch then drained. */
+typedef struct requeue {
+  cf_bridge_t *b;
+  char log[8];
+  int pos;
+} requeue_t;
+
+static void requeue_later(void *arg) {
+  requeue_t *r = arg;
+  r->log[r->pos++] = 'B';
+}
+
+static void requeue_first(void *arg) {
+  requeue_t *r = arg;
+  r->log[r->pos++] = 'A';
+  assert_int_equal(cf_bridge_call_threadsafe(r->b, requeue_later, r), 0);
+  r->log[r->pos++] = 'a';
+}
+
+static void requeue_second(void *arg) {
+  requeue_t *r = arg;
+  r->log[r->pos++] = 'C';
+}
+
+static void test_call_from_callback_runs_after_its_batch(void **state) {
+  (void)state;
+  loop_t l;
+  loop_open(&l);
+  requeue_t r = {.b = l.b};
+  assert_int_equal(cf_bridge_call_threadsafe(l.b, requeue_first, &r), 0);
+  assert_int_equal(cf_bridge_call_threadsafe(l.b, requeue_second, &r), 0);
+  assert_int_equal(loop_turn(&l), 3);
+  r.log[r.pos] = '\0';
+  assert_string_equal(r.log, "AaCB");
+  assert_int_equal(loop_poll(&l, 0), 0);
+  loop_close(&l);
+}
+
 /* Chained work: each callback submits the next step from the loop. */
 #define CHAIN_STEPS 200
 
@@ -2222,6 +2262,8 @@ int main(void) {
       cmocka_unit_test_setup(test_wakeup_drives_own_loop, setup),
       cmocka_unit_test_setup(test_fork_child_refuses, setup),
       cmocka_unit_test_setup(test_nested_dispatch, setup),
+      cmocka_unit_test_setup(test_call_from_callback_runs_after_its_batch,
+                             setup),
       cmocka_unit_test_setup(test_abandoned_running_future_is_freed, setup),
       cmocka_unit_test_setup(test_chained_work_from_callbacks, setup),
   };
