@@ -448,8 +448,9 @@ CF_EXTERN int cf_bridge_fd(const cf_bridge_t *b);
 
 /* Loop thread: run every completion and call queued so far, in the order
  * they arrived, and return how many ran (0 if none: a spurious wake-up is
- * harmless); what arrives while they run may run too, after them. Errors: CF_EINVAL (NULL), CF_EFORKED (in a forked child: the
- * fd is not drained then, so stop polling it).
+ * harmless); what arrives while they run may run too, after them. Errors:
+ * CF_EINVAL (NULL), CF_EFORKED (in a forked child: the fd is not drained
+ * then, so stop polling it).
  * Callbacks may call any library function, including dispatch (a nested
  * call goes on with what the outer one has not run yet, then what arrived
  * since; each call counts what it ran itself) and cf_bridge_destroy. */
