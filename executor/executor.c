@@ -188,6 +188,7 @@ int cf_executor_create(cf_executor_t **out, const cf_executor_options_t *opts) {
     free(ex);
     return CF_ENOMEM;
   }
+  cf__runq_init(&ex->queue);
   ex->max_workers = opts->max_workers;
   ex->spin_max_ns = opts->idle_spin_us * 1000L;
   ex->initializer = opts->initializer;

@@ -61,8 +61,10 @@ struct cf_future {
   void *cb_data;
   struct cf__callback *cb_more;
   struct cf__wnode *waiters;
-  /* Executor futures: the job, its pool and the run-queue link. */
+  /* Executor futures: the job, its pool, its place in the run queue, and
+   * a link for lists taken off the queue (and the free lists). */
   struct cf_executor *owner;
+  struct cf__qlink qlink;
   cf_future_t *next;
   cf_job_fn fn;
   void *arg;

@@ -468,6 +468,69 @@ static void test_fifo_single_worker(void **state) {
   gate_fini(&g);
 }
 
+/* Submitters racing one another and the worker (the queue empties and
+ * fills again all along): each submitter's jobs start in its own order,
+ * and every job runs once. The worker records, the test thread asserts. */
+enum { RACE_SUBMITTERS = 4, RACE_JOBS = 20000 };
+
+struct race {
+  cf_executor_t *ex;
+  atomic_int next[RACE_SUBMITTERS]; /* the sequence each one expects next */
+  atomic_int out_of_order;
+  atomic_int ran;
+  atomic_int submit_failed;
+};
+
+struct race_job {
+  struct race *race;
+  int submitter, seq;
+};
+
+static struct race_job race_jobs[RACE_SUBMITTERS][RACE_JOBS];
+
+static int race_job(void *arg, cf_job_t *job) {
+  (void)job;
+  struct race_job *j = arg;
+  struct race *r = j->race;
+  if (atomic_load(&r->next[j->submitter]) != j->seq)
+    atomic_fetch_add(&r->out_of_order, 1);
+  atomic_store(&r->next[j->submitter], j->seq + 1);
+  atomic_fetch_add(&r->ran, 1);
+  return 0;
+}
+
+static void *race_submitter(void *arg) {
+  struct race_job *jobs = arg;
+  for (int i = 0; i < RACE_JOBS; i++)
+    if (cf_executor_submit(jobs[i].race->ex, race_job, &jobs[i], NULL,
+                           NULL) != 0)
+      atomic_fetch_add(&jobs[i].race->submit_failed, 1);
+  return NULL;
+}
+
+static void test_fifo_per_submitter_racing(void **state) {
+  (void)state;
+  for (int round = 0; round < 5; round++) {
+    struct race r = {0};
+    r.ex = make_pool(1, "race");
+    pthread_t tids[RACE_SUBMITTERS];
+    for (int t = 0; t < RACE_SUBMITTERS; t++) {
+      for (int i = 0; i < RACE_JOBS; i++)
+        race_jobs[t][i] = (struct race_job){&r, t, i};
+      assert_int_equal(
+          pthread_create(&tids[t], NULL, race_submitter, race_jobs[t]), 0);
+    }
+    for (int t = 0; t < RACE_SUBMITTERS; t++)
+      assert_int_equal(pthread_join(tids[t], NULL), 0);
+    assert_int_equal(cf_executor_destroy(r.ex), 0);
+    assert_int_equal(atomic_load(&r.submit_failed), 0);
+    assert_int_equal(atomic_load(&r.out_of_order), 0);
+    assert_int_equal(atomic_load(&r.ran), RACE_SUBMITTERS * RACE_JOBS);
+    for (int t = 0; t < RACE_SUBMITTERS; t++)
+      assert_int_equal(atomic_load(&r.next[t]), RACE_JOBS);
+  }
+}
+
 static void test_submit_returns_value(void **state) {
   (void)state;
   cf_executor_t *ex = make_pool(2, "val");
@@ -1747,6 +1810,7 @@ int main(void) {
       cmocka_unit_test_setup(test_thread_names_long_prefix, setup),
       cmocka_unit_test_setup(test_thread_names_default, setup),
       cmocka_unit_test_setup(test_fifo_single_worker, setup),
+      cmocka_unit_test_setup(test_fifo_per_submitter_racing, setup),
       cmocka_unit_test_setup(test_submit_returns_value, setup),
       cmocka_unit_test_setup(test_running_state_while_gated, setup),
       cmocka_unit_test_setup(test_fire_and_forget, setup),
