@@ -268,6 +268,11 @@ static struct sk_ctx {
 
   atomic_int tasks_alive; /* sk_task_t allocated and not freed */
 
+  /* Where each tracked future came from, by L_FUT ledger index (bit 0:
+   * standalone; bit 1: put in the ring; above: its depth), so that a
+   * sentinel that never ran names its kind. */
+  _Atomic unsigned char *fut_origin;
+
   /* Loop thread only. */
   int tasks_live;
   int timers_live;
@@ -704,6 +709,9 @@ static void sk_register(cf_future_t *f, int action, int depth) {
 static void sk_track(cf_future_t *f, int standalone, int depth, bool ring) {
   size_t i = sk_take(L_FUT);
   if (i != SK_NONE) {
+    atomic_store(&sk.fut_origin[i],
+                 (unsigned char)((standalone ? 1 : 0) | (ring ? 2 : 0) |
+                                 (depth << 2)));
     int rc = cf_future_add_done_callback(f, sk_sentinel, sk_pack(i, 0, 0));
     if (rc != 0) {
       sk_bad("add sentinel", rc);
@@ -1862,6 +1870,8 @@ static void sk_init(long ops, uint64_t seed) {
   }
   for (int op = 0; op < OP_COUNT; op++)
     sk.weight_total += sk_weight[op];
+  sk.fut_origin = calloc(cap, 1);
+  assert_non_null(sk.fut_origin);
   sk.slots_cap = (size_t)ops / 500 + 64;
   sk.slots = calloc(sk.slots_cap, sizeof(*sk.slots));
   assert_non_null(sk.slots);
@@ -1874,6 +1884,7 @@ static void sk_init(long ops, uint64_t seed) {
 static void sk_fini(void) {
   for (int l = 0; l < L_COUNT; l++)
     free((void *)sk.led[l].c);
+  free((void *)sk.fut_origin);
   free(sk.slots);
   pthread_mutex_destroy(&sk.ring_mu);
   pthread_mutex_destroy(&sk.run_mu);
@@ -2005,6 +2016,14 @@ static void test_soak(void **state) {
       used = sk.led[l].cap;
     for (size_t i = 0; i < used; i++) {
       unsigned c = atomic_load(&sk.led[l].c[i]);
+      if (c != 1 && l == L_FUT) {
+        unsigned o = atomic_load(&sk.fut_origin[i]);
+        fail_msg("%s %zu ran %u times (want 1): a %s future, depth %u, %s; "
+                 "seed %llu",
+                 sk_ledger_name[l], i, c, o & 1 ? "standalone" : "pool",
+                 o >> 2, o & 2 ? "put in the ring" : "released at once",
+                 (unsigned long long)seed);
+      }
       if (c != 1)
         fail_msg("%s %zu ran %u times (want 1); seed %llu", sk_ledger_name[l],
                  i, c, (unsigned long long)seed);
