@@ -457,6 +457,18 @@ static void *worker_main(void *arg) {
   }
   for (;;) {
     cf_future_t *f = cf__runq_pop(&ex->queue);
+#ifdef CF_FAULT_INJECTION
+    if (f == NULL && cf__fault_idle_hook != NULL)
+      cf__fault_idle_hook();
+#endif
+    if (f == NULL && cf__runq_closed(&ex->queue)) {
+      /* A job pushed after that empty pop and before the close is still
+       * queued. Only an empty pop after the close was seen proves the
+       * queue empty for good: no push succeeds after the close. */
+      f = cf__runq_pop(&ex->queue);
+      if (f == NULL)
+        break;
+    }
     if (f != NULL) {
       if (w->learn_ns != 0) { /* the first pop after a short idle period */
         if (!cf__runq_busy(&ex->queue))
@@ -470,8 +482,6 @@ static void *worker_main(void *arg) {
       run_item(ex, f);
       continue;
     }
-    if (cf__runq_closed(&ex->queue))
-      break;
     wait_for_work(ex, w);
   }
   return NULL;

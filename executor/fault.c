@@ -64,6 +64,8 @@ static void clear(struct fault_class *c) {
   atomic_store(&c->calls, 0);
 }
 
+void (*cf__fault_idle_hook)(void);
+
 void cf__fault_reset(void) {
   clear(&allocs);
   clear(&threads);

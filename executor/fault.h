@@ -67,6 +67,12 @@ long cf__fault_injected(void);
 /* Runs at each injected failure: `break cf__fault_hit` in a debugger. */
 void cf__fault_hit(void);
 
+/* Schedule injection: when set (before the pool starts its threads), a
+ * pool worker calls it after a pop that found the queue empty, before it
+ * looks whether the queue is closed: a test can land a submit and a
+ * shutdown in that window. */
+extern void (*cf__fault_idle_hook)(void);
+
 #else /* !CF_FAULT_INJECTION: the libc calls themselves */
 
 #define cf__malloc malloc

@@ -1327,6 +1327,62 @@ static void test_fd_loop(void **state) {
   explore("loop", sc_loop, F_FD);
 }
 
+/* ------------------------------------------------------------------ */
+/* Schedule injection                                                 */
+/* ------------------------------------------------------------------ */
+
+/* A worker found the queue empty; before it looks whether the queue is
+ * closed, a job is submitted and the pool shut down (wait = false, from
+ * the worker itself: the hook runs there). The job was queued before the
+ * close, so it must run; a worker that took "closed" for "empty" left it
+ * queued for ever, its future pending. */
+static struct {
+  cf_executor_t *ex;
+  atomic_int calls, ran;
+  int submit_rc, shutdown_rc;
+  cf_future_t *late;
+  sem_t landed;
+} window;
+
+static int window_job(void *arg, cf_job_t *job) {
+  (void)arg;
+  (void)job;
+  atomic_fetch_add(&window.ran, 1);
+  return 0;
+}
+
+static void window_hook(void) {
+  if (atomic_fetch_add(&window.calls, 1) != 0)
+    return;
+  window.submit_rc =
+      cf_executor_submit(window.ex, window_job, NULL, NULL, &window.late);
+  window.shutdown_rc = cf_executor_shutdown(window.ex, false, false);
+  sem_post(&window.landed);
+}
+
+static void test_job_queued_just_before_close_runs(void **state) {
+  (void)state;
+  assert_int_equal(sem_init(&window.landed, 0, 0), 0);
+  cf__fault_idle_hook = window_hook;
+  cf_executor_options_t opts;
+  cf_executor_options_init(&opts);
+  opts.max_workers = 1;
+  opts.idle_spin_us = 0;
+  assert_int_equal(cf_executor_create(&window.ex, &opts), 0);
+  assert_int_equal(
+      cf_executor_submit(window.ex, window_job, NULL, NULL, NULL), 0);
+  while (sem_wait(&window.landed) != 0) {
+  }
+  assert_int_equal(cf_executor_destroy(window.ex), 0);
+  cf__fault_idle_hook = NULL;
+  assert_int_equal(window.submit_rc, 0);
+  assert_int_equal(window.shutdown_rc, 0);
+  assert_int_equal(atomic_load(&window.ran), 2);
+  assert_int_equal(cf_future_state(window.late), CF_STATE_FINISHED);
+  cf_future_release(window.late);
+  sem_destroy(&window.landed);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alloc_pool),
@@ -1347,6 +1403,7 @@ int main(void) {
       cmocka_unit_test(test_thread_loop),
       cmocka_unit_test(test_fd_bridge),
       cmocka_unit_test(test_fd_loop),
+      cmocka_unit_test(test_job_queued_just_before_close_runs),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
