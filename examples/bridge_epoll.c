@@ -150,15 +150,17 @@ int main(void) {
   }
 
   while (loop.remaining > 0) {
+    /* Before blocking: spin a little if a job may finish soon. */
+    int ready = cf_bridge_prepare(bridge);
     struct epoll_event got[4];
-    int n = epoll_wait(ep, got, 4, 5000);
+    int n = epoll_wait(ep, got, 4, ready > 0 ? 0 : 5000);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
       fprintf(stderr, "epoll_wait: %s\n", strerror(errno));
       goto out;
     }
-    if (n == 0) {
+    if (n == 0 && ready <= 0) {
       fprintf(stderr, "no progress in 5 s\n");
       goto out;
     }

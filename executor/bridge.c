@@ -6,8 +6,8 @@
  *   calls) that any thread pushes; dispatch takes it whole with one
  *   exchange and reverses it into arrival order. cf_bridge_destroy swaps
  *   in the CLOSED sentinel, after which every push fails, atomically.
- * - Coalesced wake-ups: a producer that pushed flips `pending` from 0 to 1
- *   and only then signals (eventfd write, pipe write, or the user's wake-up
+ * - Coalesced wake-ups: a producer that pushed flips `pending` from IDLE
+ *   to SENDING and only then signals (eventfd write, pipe write, or the user's wake-up
  *   function). dispatch first takes the inbox and runs it (so callbacks do
  *   not wait for a system call), then drains the fd, clears `pending`, and
  *   only then takes the inbox again, so a push it does not see is followed
@@ -24,6 +24,17 @@
  *   `enqueued` flag makes sure it enters the inbox once.
  * - `mu` guards the list of deliveries whose callback has not run (for
  *   destroy) and the closed flag; it is never held while user code runs.
+ * - Spin before blocking (cf_bridge_prepare): a loop thread blocked in
+ *   poll costs a wake-up per completion, several microseconds on a VM whose
+ *   idle vCPU halts. With deliveries in flight, prepare watches `pending`
+ *   until a producer has sent its signal (IDLE -> SENDING before the
+ *   write, SENDING -> SENT after it, both by CAS), so the loop's poll then
+ *   returns at once. The budget adapts as the pool's idle spin does: a
+ *   miss notes when the spin began; a delivery that then came within the
+ *   ceiling sets the budget to 1.5 times the time it took, a longer wait
+ *   halves it (down to 0), so long jobs stop costing spins; prepare with
+ *   nothing in flight does nothing. Never on a one-CPU machine, where the
+ *   spin would hold the CPU the job needs.
  */
 #include "internal.h"
 
@@ -70,10 +81,14 @@ struct call {
   void *arg;
 };
 
+/* bridge->pending: the state of the wake-up signal. */
+enum { SIG_IDLE, SIG_SENDING, SIG_SENT };
+
 struct cf_bridge {
   _Atomic(struct node *) inbox;
-  _Atomic uint32_t pending;
+  _Atomic uint32_t pending; /* SIG_* */
   _Atomic uint32_t refs;
+  _Atomic size_t inflight; /* deliveries on `outstanding`: changed under mu */
   int read_fd;  /* -1 with a wake-up function */
   int write_fd; /* == read_fd for an eventfd */
   cf_wakeup_fn wakeup;
@@ -87,7 +102,18 @@ struct cf_bridge {
    * arrival order. A nested dispatch, or a destroy called from a callback,
    * goes on with them, so every node runs once and before destroy ends. */
   struct node *batch_head, *batch_tail;
+  /* Loop thread only: cf_bridge_prepare's spin (see DESIGN), in ns. */
+  long spin_max_ns; /* the ceiling: cf_bridge_set_spin_us */
+  long spin_ns;     /* the budget, adapted */
+  long missed_at;   /* when a spin that missed began; 0: none to judge */
+  bool multi_cpu;
 };
+
+/* cf_bridge_prepare's spin: the default ceiling, the shortest budget worth
+ * a spin, and the largest ceiling cf_bridge_set_spin_us accepts. */
+#define SPIN_MAX_DEFAULT_NS 50000L
+#define SPIN_MIN_NS 1000L
+#define SPIN_MAX_LIMIT_US 1000000
 
 static void bridge_retain(cf_bridge_t *b) {
   atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
@@ -122,6 +148,8 @@ static int bridge_new(cf_bridge_t **out) {
   atomic_init(&b->refs, 1);
   b->read_fd = b->write_fd = -1;
   b->fork_generation = atomic_load(&cf__fork_generation);
+  b->spin_max_ns = b->spin_ns = SPIN_MAX_DEFAULT_NS;
+  b->multi_cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1;
   *out = b;
   return 0;
 }
@@ -178,17 +206,24 @@ int cf_bridge_fd(const cf_bridge_t *b) {
 }
 
 static void signal_loop(cf_bridge_t *b) {
-  if (atomic_exchange(&b->pending, 1) != 0)
+  uint32_t state = SIG_IDLE;
+  if (!atomic_compare_exchange_strong(&b->pending, &state, SIG_SENDING))
     return; /* a wake-up is already on its way */
   if (b->wakeup != NULL) {
     b->wakeup(b->wakeup_data);
-    return;
+  } else {
+    uint64_t one = 1;
+    ssize_t n;
+    do /* a full pipe or counter is readable already: nothing to add */
+      n = write(b->write_fd, &one, b->write_fd == b->read_fd ? 8 : 1);
+    while (n < 0 && errno == EINTR);
   }
-  uint64_t one = 1;
-  ssize_t n;
-  do /* a full pipe or counter is readable already: nothing to add */
-    n = write(b->write_fd, &one, b->write_fd == b->read_fd ? 8 : 1);
-  while (n < 0 && errno == EINTR);
+  /* Sent: a spinning prepare may let the loop poll now. If a dispatch
+   * reset `pending` meanwhile this fails, as it should; if another
+   * producer then began a signal, this marks it sent a little early, and
+   * the loop's poll at worst waits for that write. */
+  state = SIG_SENDING;
+  atomic_compare_exchange_strong(&b->pending, &state, SIG_SENT);
 }
 
 /* One read empties an eventfd; a pipe is empty once a read comes back
@@ -255,6 +290,7 @@ static bool unlink_outstanding(cf_then_t *t) {
     if (t->next != NULL)
       t->next->prev = t->prev;
     t->linked = false;
+    atomic_fetch_sub_explicit(&b->inflight, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&b->mu);
   return was_linked;
@@ -337,6 +373,30 @@ static struct node *take_inbox(cf_bridge_t *b) {
   return top == CLOSED ? NULL : top;
 }
 
+/* The clock of prepare's spin: a test's in the fault-injection build. */
+static long spin_clock(void) {
+#ifdef CF_FAULT_INJECTION
+  if (cf__fault_clock_hook != NULL)
+    return cf__fault_clock_hook();
+#endif
+  return cf__now_ns();
+}
+
+/* Learn from a spin that missed: `delivered` if a delivery has come since,
+ * else the wait has outlasted the ceiling. Had the spin lasted as long as
+ * this wait, it would have caught the delivery: within the ceiling, spin
+ * that long (with a margin) next time; beyond it, halve the budget. */
+static void judge_spin(cf_bridge_t *b, bool delivered) {
+  long waited = spin_clock() - b->missed_at;
+  if (delivered && waited <= b->spin_max_ns) {
+    long want = waited + waited / 2;
+    b->spin_ns = want < b->spin_max_ns ? want : b->spin_max_ns;
+  } else {
+    b->spin_ns = b->spin_ns / 2 >= SPIN_MIN_NS ? b->spin_ns / 2 : 0;
+  }
+  b->missed_at = 0;
+}
+
 int cf_bridge_dispatch(cf_bridge_t *b) {
   if (b == NULL)
     return CF_EINVAL;
@@ -346,17 +406,68 @@ int cf_bridge_dispatch(cf_bridge_t *b) {
   /* Deliver first: the system call that drains the fd comes after the
    * callbacks. Then drain, clear `pending`, and take the inbox again.
    * This order cannot lose a wake-up: a push made before the store either
-   * is in one of the two takes or found `pending` 1 with its node still
-   * ahead of the second take; a push that finds `pending` 0 after the
-   * store signals again. */
+   * is in one of the two takes or found a signal on its way with its node
+   * still ahead of the second take; a push that finds `pending` IDLE after
+   * the store signals again. */
   batch_append(b, take_inbox(b));
   int count = run_batch(b, false);
   drain_fd(b);
-  atomic_store(&b->pending, 0);
+  atomic_store(&b->pending, SIG_IDLE);
   batch_append(b, take_inbox(b));
   count += run_batch(b, false);
+  if (count > 0 && b->missed_at != 0)
+    judge_spin(b, true);
   bridge_release(b);
   return count;
+}
+
+/* ---- spinning before the loop blocks (see DESIGN) ---- */
+
+/* Watch `pending` for up to ns: true once a producer's signal is sent. */
+static bool spin_for_signal(cf_bridge_t *b, long start, long ns) {
+  long until = start + ns;
+  for (unsigned i = 1;; i++) {
+    cf__cpu_relax();
+    if (atomic_load_explicit(&b->pending, memory_order_acquire) == SIG_SENT)
+      return true;
+    if (i % 64 == 0 && spin_clock() >= until)
+      return false;
+  }
+}
+
+int cf_bridge_prepare(cf_bridge_t *b) {
+  if (b == NULL)
+    return CF_EINVAL;
+  if (forked(b))
+    return CF_EFORKED;
+  if (atomic_load(&b->pending) != SIG_IDLE)
+    return 1;
+  if (atomic_load_explicit(&b->inflight, memory_order_relaxed) == 0) {
+    b->missed_at = 0; /* nothing to wait for: nothing to learn */
+    return 0;
+  }
+  long now = spin_clock();
+  if (b->missed_at != 0 && now - b->missed_at > b->spin_max_ns)
+    judge_spin(b, false);
+#ifdef CF_FAULT_INJECTION
+  if (cf__fault_spin_hook != NULL)
+    cf__fault_spin_hook(b->spin_ns);
+#endif
+  if (b->spin_ns > 0 && b->multi_cpu && spin_for_signal(b, now, b->spin_ns)) {
+    b->missed_at = 0;
+    return 1;
+  }
+  if (b->missed_at == 0)
+    b->missed_at = now;
+  return atomic_load(&b->pending) != SIG_IDLE;
+}
+
+int cf_bridge_set_spin_us(cf_bridge_t *b, int us) {
+  if (b == NULL || us < 0 || us > SPIN_MAX_LIMIT_US)
+    return CF_EINVAL;
+  b->spin_max_ns = b->spin_ns = us * 1000L;
+  b->missed_at = 0;
+  return 0;
 }
 
 /* A delivery not yet tied to a future, so that run_in_executor can fail
@@ -395,6 +506,7 @@ int cf__then_start(cf_then_t *t, cf_future_t *f) {
     t->next->prev = t;
   b->outstanding = t;
   t->linked = true;
+  atomic_fetch_add_explicit(&b->inflight, 1, memory_order_relaxed);
   pthread_mutex_unlock(&b->mu);
   int rc = cf_future_add_done_callback(f, then_on_done, t);
   if (rc != 0) {
@@ -509,6 +621,7 @@ void cf_bridge_destroy(cf_bridge_t *b) {
       if (t->next != NULL)
         t->next->prev = NULL;
       t->linked = false;
+      atomic_fetch_sub_explicit(&b->inflight, 1, memory_order_relaxed);
       atomic_fetch_add(&t->refs, 1); /* keep t across the cancel */
     }
     pthread_mutex_unlock(&b->mu);

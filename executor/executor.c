@@ -331,12 +331,6 @@ static void wake_for_job(cf_executor_t *ex) {
     wake_one(ex);
 }
 
-static long now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long)t.tv_sec * 1000000000L + t.tv_nsec;
-}
-
 /* What an idle worker's spin came to. */
 typedef enum { SPIN_NONE, SPIN_CAUGHT, SPIN_MISSED } spin_t;
 
@@ -353,7 +347,7 @@ static spin_t spin_for_work(cf_executor_t *ex, struct worker *w, long start) {
   for (unsigned i = 1; !busy; i++) {
     cf__cpu_relax();
     busy = cf__runq_busy(&ex->queue);
-    if (i % 64 == 0 && now_ns() >= until)
+    if (i % 64 == 0 && cf__now_ns() >= until)
       break;
   }
   atomic_store(&ex->nspinning, 0);
@@ -409,7 +403,7 @@ static void park(cf_executor_t *ex, struct worker *w) {
  * period resets the spin at once; a short one is left in w->learn_ns for
  * the next pop to judge (adapt_spin). */
 static void wait_for_work(cf_executor_t *ex, struct worker *w) {
-  long idle_since = now_ns();
+  long idle_since = cf__now_ns();
   w->learn_ns = 0;
   spin_t spun = spin_for_work(ex, w, idle_since);
   if (spun == SPIN_CAUGHT)
@@ -417,7 +411,7 @@ static void wait_for_work(cf_executor_t *ex, struct worker *w) {
   park(ex, w);
   if (spun != SPIN_MISSED)
     return;
-  long idle_ns = now_ns() - idle_since;
+  long idle_ns = cf__now_ns() - idle_since;
   if (idle_ns > ex->spin_max_ns)
     adapt_spin(ex, w, idle_ns);
   else

@@ -443,6 +443,10 @@ static void run_iteration(cf_loop_t *loop, double max_wait) {
   double wait = cf_loop_timeout(loop);
   if (max_wait < wait)
     wait = max_wait;
+  /* About to block: a pool job that finishes soon is caught by a spin
+   * instead of a wake-up (cf_bridge_prepare). */
+  if (wait > 0 && cf_bridge_prepare(loop->bridge) > 0)
+    wait = 0;
   poll_fds(loop, wait >= 1e6 ? -1 : (int)ceil(wait * 1000.0));
   double now = cf_loop_time(loop);
   while (loop->heap_len > 0 && loop->heap[0]->when <= now)

@@ -84,6 +84,13 @@ static inline void cf__event_signal(cf__event_t *ev) {
   }
 }
 
+/* The monotonic clock in nanoseconds, for spin budgets. */
+static inline long cf__now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
 /* Spin-wait hint for busy loops. */
 static inline void cf__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

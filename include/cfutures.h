@@ -456,6 +456,21 @@ CF_EXTERN int cf_bridge_fd(const cf_bridge_t *b);
  * since; each call counts what it ran itself) and cf_bridge_destroy. */
 CF_EXTERN int cf_bridge_dispatch(cf_bridge_t *b);
 
+/* Loop thread, optional, right before the loop blocks waiting for events:
+ * with deliveries of this bridge in flight and none ready, spin (at most
+ * the budget of cf_bridge_set_spin_us, adapted) until one is signalled, so
+ * that a job finishing soon costs no wake-up of a sleeping loop thread.
+ * Returns 1 if a delivery is signalled (the fd is readable or the wake-up
+ * function was called: poll without blocking), 0 if the loop may block;
+ * CF_EINVAL (NULL), CF_EFORKED. No spin on a one-CPU machine. The built-in
+ * loop and the libuv and GLib adapters call it. */
+CF_EXTERN int cf_bridge_prepare(cf_bridge_t *b);
+
+/* Loop thread: the ceiling of cf_bridge_prepare's spin, in microseconds,
+ * 0..1000000 (default 50; 0: never spin). Errors: CF_EINVAL (b NULL, us out
+ * of range). */
+CF_EXTERN int cf_bridge_set_spin_us(cf_bridge_t *b, int us);
+
 /* asyncio.wrap_future: when f is done, run fn(f, status, data) on the loop
  * thread inside dispatch, exactly once. The bridge holds its own reference
  * to f until then. If t is not NULL it gets a handle for

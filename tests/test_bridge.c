@@ -361,6 +361,10 @@ static void test_bad_arguments(void **state) {
   assert_null(wb);
   assert_int_equal(cf_bridge_fd(NULL), CF_EINVAL);
   assert_int_equal(cf_bridge_dispatch(NULL), CF_EINVAL);
+  assert_int_equal(cf_bridge_prepare(NULL), CF_EINVAL);
+  assert_int_equal(cf_bridge_set_spin_us(NULL, 10), CF_EINVAL);
+  assert_int_equal(cf_bridge_set_spin_us(l.b, -1), CF_EINVAL);
+  assert_int_equal(cf_bridge_set_spin_us(l.b, 1000001), CF_EINVAL);
 
   assert_int_equal(cf_bridge_then(NULL, f, tally_cb, &tl, &t), CF_EINVAL);
   assert_int_equal(cf_bridge_then(l.b, NULL, tally_cb, &tl, &t), CF_EINVAL);
@@ -1957,6 +1961,125 @@ static void test_wakeup_drives_own_loop(void **state) {
 }
 
 /* ------------------------------------------------------------------ */
+/* Spinning before the loop blocks: cf_bridge_prepare                  */
+/* ------------------------------------------------------------------ */
+
+/* Nothing in flight: 0. A queued call or a completed delivery: 1, and
+ * then the fd is readable at once. A delivery in flight and not done: 0
+ * once the spin gives up (here: spinning is off). */
+static void test_prepare_reports_signalled_work(void **state) {
+  (void)state;
+  loop_t l;
+  loop_open(&l);
+  assert_int_equal(cf_bridge_prepare(l.b), 0);
+  int calls = 0;
+  assert_int_equal(cf_bridge_call_threadsafe(l.b, count_call, &calls), 0);
+  assert_int_equal(cf_bridge_prepare(l.b), 1);
+  assert_int_equal(loop_poll(&l, 0), 1);
+  assert_int_equal(cf_bridge_dispatch(l.b), 1);
+  assert_int_equal(calls, 1);
+
+  assert_int_equal(cf_bridge_set_spin_us(l.b, 0), 0);
+  cf_future_t *f;
+  assert_int_equal(cf_future_create(&f), 0);
+  tally_t tl = {0};
+  assert_int_equal(cf_bridge_then(l.b, f, tally_cb, &tl, NULL), 0);
+  assert_int_equal(cf_bridge_prepare(l.b), 0);
+  assert_int_equal(loop_poll(&l, 0), 0);
+  assert_int_equal(cf_future_set_result(f, NULL, NULL), 0);
+  assert_int_equal(cf_bridge_prepare(l.b), 1);
+  assert_int_equal(loop_poll(&l, 0), 1);
+  assert_int_equal(cf_bridge_dispatch(l.b), 1);
+  assert_int_equal(tl.calls, 1);
+  assert_int_equal(tl.ok, 1);
+  assert_int_equal(cf_bridge_prepare(l.b), 0); /* delivered: none in flight */
+  cf_future_release(f);
+  loop_close(&l);
+}
+
+/* Call prepare until it returns non-zero (the job held at no gate must
+ * finish: a hang guard of SEM_GUARD_S seconds turns a bug into a failure). */
+static int prepare_until_signalled(cf_bridge_t *b) {
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int rc;
+  do {
+    rc = cf_bridge_prepare(b);
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while (rc == 0 && t.tv_sec - t0.tv_sec < SEM_GUARD_S);
+  return rc;
+}
+
+/* A pool job held at a gate: prepare gives up (returns 0) rather than
+ * spin for ever. Once the job is let go, prepare returns 1, caught by a
+ * spin or not, and then the fd is readable: a loop that polls now does
+ * not block. The delivery runs once. */
+static void test_prepare_waits_for_a_finishing_job(void **state) {
+  (void)state;
+  loop_t l;
+  loop_open(&l);
+  cf_executor_t *ex = make_pool(1);
+  gate_t g;
+  gate_init(&g);
+  probe_t p;
+  probe_init(&p, &g, 7, 0);
+  rec_t r;
+  rec_init(&r);
+  assert_int_equal(cf_bridge_run_in_executor(l.b, ex, probe_job, &p,
+                                             probe_arg_free, rec_cb, &r,
+                                             NULL), 0);
+  gate_wait_started(&g);
+  assert_int_equal(cf_bridge_prepare(l.b), 0);
+  assert_int_equal(cf_bridge_prepare(l.b), 0);
+  assert_int_equal(loop_poll(&l, 0), 0);
+  gate_open(&g, 1);
+  assert_int_equal(prepare_until_signalled(l.b), 1);
+  assert_int_equal(loop_poll(&l, 0), 1);
+  assert_int_equal(cf_bridge_dispatch(l.b), 1);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(r.status, 0);
+  assert_int_equal(rec_int(&r), 7);
+  assert_int_equal(cf_bridge_prepare(l.b), 0);
+  assert_int_equal(cf_executor_destroy(ex), 0);
+  rec_fini(&r);
+  gate_fini(&g);
+  loop_close(&l);
+}
+
+/* The same with a wake-up function: when prepare returns 1, the wake-up
+ * function has run, once. */
+static void test_prepare_with_wakeup_function(void **state) {
+  (void)state;
+  wake_ctx_t w;
+  wake_ctx_init(&w, -1);
+  cf_bridge_t *b;
+  assert_int_equal(cf_bridge_create_with_wakeup(&b, wake_fn, &w, NULL), 0);
+  cf_executor_t *ex = make_pool(1);
+  gate_t g;
+  gate_init(&g);
+  probe_t p;
+  probe_init(&p, &g, 8, 0);
+  rec_t r;
+  rec_init(&r);
+  assert_int_equal(cf_bridge_run_in_executor(b, ex, probe_job, &p,
+                                             probe_arg_free, rec_cb, &r,
+                                             NULL), 0);
+  gate_wait_started(&g);
+  assert_int_equal(cf_bridge_prepare(b), 0);
+  assert_int_equal(atomic_load(&w.calls), 0);
+  gate_open(&g, 1);
+  assert_int_equal(prepare_until_signalled(b), 1);
+  assert_int_equal(atomic_load(&w.calls), 1);
+  assert_int_equal(cf_bridge_dispatch(b), 1);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(rec_int(&r), 8);
+  assert_int_equal(cf_executor_destroy(ex), 0);
+  rec_fini(&r);
+  gate_fini(&g);
+  cf_bridge_destroy(b);
+}
+
+/* ------------------------------------------------------------------ */
 /* fork                                                               */
 /* ------------------------------------------------------------------ */
 
@@ -1984,6 +2107,8 @@ static void test_fork_child_refuses(void **state) {
       code |= 4;
     if (tl.calls != 0 || calls != 0)
       code |= 8;
+    if (cf_bridge_prepare(l.b) != CF_EFORKED)
+      code |= 16;
     _exit(code);
   }
   int status = 0;
@@ -2260,6 +2385,9 @@ int main(void) {
       cmocka_unit_test_setup(test_wakeup_once_per_flip, setup),
       cmocka_unit_test_setup(test_wakeup_dtor_after_in_flight, setup),
       cmocka_unit_test_setup(test_wakeup_drives_own_loop, setup),
+      cmocka_unit_test_setup(test_prepare_reports_signalled_work, setup),
+      cmocka_unit_test_setup(test_prepare_waits_for_a_finishing_job, setup),
+      cmocka_unit_test_setup(test_prepare_with_wakeup_function, setup),
       cmocka_unit_test_setup(test_fork_child_refuses, setup),
       cmocka_unit_test_setup(test_nested_dispatch, setup),
       cmocka_unit_test_setup(test_call_from_callback_runs_after_its_batch,

@@ -1383,6 +1383,105 @@ static void test_job_queued_just_before_close_runs(void **state) {
   sem_destroy(&window.landed);
 }
 
+/* ---- cf_bridge_prepare's adaptive spin, on a test clock ---- */
+
+static struct {
+  long now;  /* the test clock, in ns: only the loop thread reads it */
+  long step; /* added at each read, so that a spin runs out */
+  long budgets[16];
+  int nbudgets;
+} sc;
+
+static long spin_clock(void) {
+  long t = sc.now;
+  sc.now += sc.step;
+  return t;
+}
+
+static void spin_record(long budget_ns) {
+  if (sc.nbudgets < 16)
+    sc.budgets[sc.nbudgets] = budget_ns;
+  sc.nbudgets++;
+}
+
+static void count_delivery(cf_future_t *f, int status, void *data) {
+  (void)f;
+  (void)status;
+  (*(int *)data)++;
+}
+
+/* Put a new pending delivery in flight on b; the caller completes it. */
+static cf_future_t *in_flight(cf_bridge_t *b, int *delivered) {
+  cf_future_t *f;
+  assert_int_equal(cf_future_create(&f), 0);
+  assert_int_equal(cf_bridge_then(b, f, count_delivery, delivered, NULL), 0);
+  return f;
+}
+
+/* Complete f; the loop dispatches it `after` ns after the last spin began. */
+static void deliver_after(cf_bridge_t *b, cf_future_t *f, long missed_at,
+                          long after) {
+  assert_int_equal(cf_future_set_result(f, NULL, NULL), 0);
+  sc.now = missed_at + after;
+  assert_int_equal(cf_bridge_dispatch(b), 1);
+  cf_future_release(f);
+}
+
+/* Ceiling 100 us. The first spin has it all; each wait beyond the ceiling
+ * with nothing delivered halves the budget, down to 0; a delivery 20 us
+ * after a miss sets it to 30 us; one after 300 us halves it; one after
+ * 90 us sets it to the ceiling (135 us, capped). set_spin_us starts over
+ * from the new ceiling. With nothing in flight prepare does not spin. */
+static void test_bridge_spin_adapts(void **state) {
+  (void)state;
+  memset(&sc, 0, sizeof(sc));
+  sc.now = 1000000000L;
+  sc.step = 1000;
+  cf__fault_clock_hook = spin_clock;
+  cf__fault_spin_hook = spin_record;
+  cf_bridge_t *b;
+  assert_int_equal(cf_bridge_create(&b), 0);
+  assert_int_equal(cf_bridge_set_spin_us(b, 100), 0);
+  int delivered = 0;
+
+  cf_future_t *f = in_flight(b, &delivered);
+  static const long halving[] = {100000, 50000, 25000, 12500, 6250,
+                                 3125,   1562,  0,     0};
+  long missed_at = 0;
+  for (int i = 0; i < 9; i++) {
+    if (i > 0)
+      sc.now += 200000; /* a wait beyond the ceiling, nothing delivered */
+    missed_at = sc.now;
+    assert_int_equal(cf_bridge_prepare(b), 0);
+    assert_int_equal(sc.nbudgets, i + 1);
+    assert_int_equal(sc.budgets[i], halving[i]);
+  }
+  deliver_after(b, f, missed_at, 20000);
+
+  static const struct {
+    long after, budget;
+  } learn[] = {{300000, 30000}, {90000, 15000}, {0, 100000}};
+  for (int i = 0; i < 3; i++) {
+    f = in_flight(b, &delivered);
+    missed_at = sc.now;
+    assert_int_equal(cf_bridge_prepare(b), 0);
+    assert_int_equal(sc.nbudgets, 10 + i);
+    assert_int_equal(sc.budgets[9 + i], learn[i].budget);
+    if (learn[i].after > 0)
+      deliver_after(b, f, missed_at, learn[i].after);
+  }
+  assert_int_equal(cf_bridge_set_spin_us(b, 0), 0);
+  assert_int_equal(cf_bridge_prepare(b), 0);
+  assert_int_equal(sc.budgets[12], 0);
+  deliver_after(b, f, sc.now, 1000);
+  assert_int_equal(delivered, 4);
+  assert_int_equal(cf_bridge_prepare(b), 0); /* nothing in flight */
+  assert_int_equal(sc.nbudgets, 13);
+  cf_bridge_destroy(b);
+  cf__fault_clock_hook = NULL;
+  cf__fault_spin_hook = NULL;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alloc_pool),
@@ -1404,6 +1503,7 @@ int main(void) {
       cmocka_unit_test(test_fd_bridge),
       cmocka_unit_test(test_fd_loop),
       cmocka_unit_test(test_job_queued_just_before_close_runs),
+      cmocka_unit_test(test_bridge_spin_adapts),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

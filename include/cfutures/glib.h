@@ -26,6 +26,15 @@ struct cf__glib_source {
   cf_bridge_t *bridge;
 };
 
+/* GSourceFuncs.prepare: before the context blocks, spin briefly for a
+ * job that may finish soon (cf_bridge_prepare); ready if one did. */
+static inline gboolean cf__glib_source_prepare(GSource *source,
+                                               gint *timeout) {
+  struct cf__glib_source *s = (struct cf__glib_source *)(void *)source;
+  *timeout = -1;
+  return cf_bridge_prepare(s->bridge) > 0;
+}
+
 /* GSourceFuncs.dispatch: GLib calls it when the bridge's fd is readable.
  * A dispatch error (CF_EFORKED: a loop run in a forked child) removes the
  * source rather than spinning on an fd that stays readable. */
@@ -39,14 +48,16 @@ static inline gboolean cf__glib_source_dispatch(GSource *source,
 }
 
 /* A new source (the caller's reference) that runs cf_bridge_dispatch when
- * the bridge's fd is readable, named "cfutures bridge": g_source_attach it
+ * the bridge's fd is readable (and cf_bridge_prepare before the context
+ * blocks), named "cfutures bridge": g_source_attach it
  * to the context that the bridge's loop thread runs. A callback given with
  * g_source_set_callback runs after each dispatch. NULL for a NULL bridge or
  * one made with a wake-up function. Holds bridge borrowed: g_source_destroy
  * it (loop thread, or after the loop stopped), then destroy the bridge. */
 static inline GSource *cf_glib_bridge_source_new(cf_bridge_t *bridge) {
   static GSourceFuncs funcs = {
-      NULL, NULL, cf__glib_source_dispatch, NULL, NULL, NULL};
+      cf__glib_source_prepare, NULL, cf__glib_source_dispatch, NULL, NULL,
+      NULL};
   if (bridge == NULL)
     return NULL;
   int fd = cf_bridge_fd(bridge);

@@ -24,16 +24,39 @@
 extern "C" {
 #endif
 
-/* A poll handle on one bridge's fd. The caller owns the memory: it must
- * stay at the same address from start until the close callback ran.
- * poll.data is the caller's; the other fields are read-only. */
+/* A poll handle on one bridge's fd, and a prepare handle that calls
+ * cf_bridge_prepare before the loop blocks (unreferenced: it does not keep
+ * uv_run going). The caller owns the memory: it must stay at the same
+ * address from start until the close callback ran. poll.data is the
+ * caller's; the other fields are read-only. */
 struct cf_uv_bridge {
   uv_poll_t poll;
+  uv_prepare_t prepare;
   cf_bridge_t *bridge; /* borrowed */
   int active;          /* 1 from a successful start until stop */
   int uv_error;        /* the last libuv error (start or poll), 0 if none */
   int dispatch_error;  /* the last negative cf_bridge_dispatch, 0 if none */
+  int closing;         /* handles whose close callback has not run */
+  uv_close_cb close_cb;
 };
+
+/* The prepare callback: spin briefly for a job that may finish soon; if
+ * one does, the bridge's fd is readable and libuv's poll returns at once. */
+static inline void cf__uv_bridge_on_prepare(uv_prepare_t *prepare) {
+  struct cf_uv_bridge *self = (struct cf_uv_bridge *)(void *)((char *)prepare -
+      offsetof(struct cf_uv_bridge, prepare));
+  (void)cf_bridge_prepare(self->bridge);
+}
+
+/* Each handle's close callback: the caller's runs after the last one. */
+static inline void cf__uv_bridge_on_close(uv_handle_t *handle) {
+  size_t at = handle->type == UV_POLL ? offsetof(struct cf_uv_bridge, poll)
+                                      : offsetof(struct cf_uv_bridge, prepare);
+  struct cf_uv_bridge *self = (struct cf_uv_bridge *)(void *)((char *)handle -
+                                                               at);
+  if (--self->closing == 0 && self->close_cb != NULL)
+    self->close_cb((uv_handle_t *)&self->poll);
+}
 
 /* The poll callback. An error stops the watcher rather than spinning on an
  * fd that stays readable: CF_EFORKED from dispatch (a loop run in a forked
@@ -70,9 +93,18 @@ static inline int cf_uv_bridge_start(struct cf_uv_bridge *self,
   self->active = 0;
   self->uv_error = 0;
   self->dispatch_error = 0;
+  self->closing = 0;
+  self->close_cb = NULL;
   int rc = uv_poll_init(loop, &self->poll, fd);
   if (rc == 0) {
     rc = uv_poll_start(&self->poll, UV_READABLE, cf__uv_bridge_on_poll);
+    if (rc == 0) {
+      (void)uv_prepare_init(loop, &self->prepare); /* cannot fail */
+      uv_unref((uv_handle_t *)&self->prepare);
+      rc = uv_prepare_start(&self->prepare, cf__uv_bridge_on_prepare);
+      if (rc != 0)
+        uv_close((uv_handle_t *)&self->prepare, NULL);
+    }
     if (rc != 0)
       uv_close((uv_handle_t *)&self->poll, NULL);
   }
@@ -84,9 +116,9 @@ static inline int cf_uv_bridge_start(struct cf_uv_bridge *self,
   return 0;
 }
 
-/* Stop watching and close the handle; close_cb (may be NULL) runs on a
- * later loop iteration, and only then may *self be freed. The bridge may be
- * destroyed as soon as this returns (libuv no longer watches its fd), not
+/* Stop watching and close the handles; close_cb (may be NULL; given the
+ * poll handle) runs once both are closed, on a later loop iteration, and
+ * only then may *self be freed. The bridge may be destroyed as soon as this returns (libuv no longer watches its fd), not
  * before. Loop thread, also from inside a delivery callback. Returns 0,
  * CF_EINVAL (self NULL) or CF_EINVALID_STATE (start failed, or stopped). */
 static inline int cf_uv_bridge_stop(struct cf_uv_bridge *self,
@@ -96,8 +128,11 @@ static inline int cf_uv_bridge_stop(struct cf_uv_bridge *self,
   if (!self->active)
     return CF_EINVALID_STATE;
   self->active = 0;
+  self->closing = 2;
+  self->close_cb = close_cb;
   uv_poll_stop(&self->poll);
-  uv_close((uv_handle_t *)&self->poll, close_cb);
+  uv_close((uv_handle_t *)&self->prepare, cf__uv_bridge_on_close);
+  uv_close((uv_handle_t *)&self->poll, cf__uv_bridge_on_close);
   return 0;
 }
 
