@@ -3896,6 +3896,45 @@ static void test_B265_run_in_executor_pool_shut_down(void **state) {
   assert_int_equal(atomic_load(&counter_hits), 0);
 }
 
+/* B266. cf_bridge_prepare, b NULL: CF_EINVAL */
+static void test_B266_bridge_prepare_null(void **state) {
+  (void)state;
+  assert_int_equal(cf_bridge_prepare(NULL), CF_EINVAL);
+}
+
+/* B267. cf_bridge_prepare, nothing in flight: 0 at once (no spin); still 0
+ * after a dispatch */
+static void test_B267_bridge_prepare_nothing_in_flight(void **state) {
+  (void)state;
+  cf_bridge_t *b = NULL;
+  assert_int_equal(cf_bridge_create(&b), 0);
+  assert_int_equal(cf_bridge_prepare(b), 0);
+  assert_int_equal(cf_bridge_dispatch(b), 0);
+  assert_int_equal(cf_bridge_prepare(b), 0);
+  cf_bridge_destroy(b);
+}
+
+/* B268. cf_bridge_set_spin_us, b NULL: CF_EINVAL */
+static void test_B268_bridge_set_spin_us_null(void **state) {
+  (void)state;
+  assert_int_equal(cf_bridge_set_spin_us(NULL, 50), CF_EINVAL);
+}
+
+/* B269. cf_bridge_set_spin_us, us negative or above 1000000: CF_EINVAL;
+ * 0 and 1000000 are accepted */
+static void test_B269_bridge_set_spin_us_out_of_range(void **state) {
+  (void)state;
+  cf_bridge_t *b = NULL;
+  assert_int_equal(cf_bridge_create(&b), 0);
+  assert_int_equal(cf_bridge_set_spin_us(b, -1), CF_EINVAL);
+  assert_int_equal(cf_bridge_set_spin_us(b, INT_MIN), CF_EINVAL);
+  assert_int_equal(cf_bridge_set_spin_us(b, 1000001), CF_EINVAL);
+  assert_int_equal(cf_bridge_set_spin_us(b, INT_MAX), CF_EINVAL);
+  assert_int_equal(cf_bridge_set_spin_us(b, 0), 0);
+  assert_int_equal(cf_bridge_set_spin_us(b, 1000000), 0);
+  cf_bridge_destroy(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_B1_version_no_argument, setup,
@@ -4420,6 +4459,14 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_B265_run_in_executor_pool_shut_down,
                                       setup, teardown),
+      cmocka_unit_test_setup_teardown(test_B266_bridge_prepare_null, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_B267_bridge_prepare_nothing_in_flight, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_B268_bridge_set_spin_us_null, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(
+          test_B269_bridge_set_spin_us_out_of_range, setup, teardown),
       /* Rows where the library differs from the header run last: with
        * CMOCKA_TEST_ABORT=1 a failed assert ends the program, and the
        * other rows must still report. */

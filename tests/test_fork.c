@@ -365,6 +365,7 @@ static void child_parent_bridge_refuses(cf_bridge_t *b) {
              CF_EFORKED);
     CHILD_EQ(cf_executor_destroy(ex), 0);
   }
+  CHILD_EQ(cf_bridge_prepare(b), CF_EFORKED);
   CHILD_EQ(cf_bridge_dispatch(b), CF_EFORKED);
   CHILD_EQ(atomic_load(&n), 0); /* nothing was delivered or called */
 }
