@@ -440,9 +440,12 @@ int cf_bridge_prepare(cf_bridge_t *b) {
     return CF_EINVAL;
   if (forked(b))
     return CF_EFORKED;
-  if (atomic_load(&b->pending) != SIG_IDLE)
+  /* SENDING: a producer is writing; 1 only once the fd is readable. */
+  uint32_t sig = atomic_load(&b->pending);
+  if (sig == SIG_SENT)
     return 1;
-  if (atomic_load_explicit(&b->inflight, memory_order_relaxed) == 0) {
+  if (sig == SIG_IDLE &&
+      atomic_load_explicit(&b->inflight, memory_order_relaxed) == 0) {
     b->missed_at = 0; /* nothing to wait for: nothing to learn */
     return 0;
   }
@@ -459,7 +462,7 @@ int cf_bridge_prepare(cf_bridge_t *b) {
   }
   if (b->missed_at == 0)
     b->missed_at = now;
-  return atomic_load(&b->pending) != SIG_IDLE;
+  return atomic_load(&b->pending) == SIG_SENT;
 }
 
 int cf_bridge_set_spin_us(cf_bridge_t *b, int us) {

@@ -75,7 +75,7 @@ extern void (*cf__fault_idle_hook)(void);
 
 /* cf_bridge_prepare's spin, made observable and its time test-driven:
  * when set, cf__fault_spin_hook gets the budget (ns, 0: no spin) each time
- * prepare is about to spin with deliveries in flight and none signalled,
+ * prepare is about to spin (deliveries in flight or a signal being sent),
  * and cf__fault_clock_hook replaces the monotonic clock of that spin and of
  * its adaptation (it must advance, or the spin never ends). Loop thread. */
 extern void (*cf__fault_spin_hook)(long budget_ns);

@@ -2079,6 +2079,59 @@ static void test_prepare_with_wakeup_function(void **state) {
   cf_bridge_destroy(b);
 }
 
+/* A wake-up function that holds its producer until the test lets go. */
+typedef struct held_wakeup {
+  sem_t entered, release;
+  atomic_int calls;
+} held_wakeup_t;
+
+static void held_wakeup_fn(void *data) {
+  held_wakeup_t *h = data;
+  atomic_fetch_add(&h->calls, 1);
+  sem_post(&h->entered);
+  while (sem_wait(&h->release) != 0) {
+  }
+}
+
+static void *set_result_main(void *arg) {
+  (void)cf_future_set_result(arg, NULL, NULL);
+  return NULL;
+}
+
+/* A producer caught between taking the wake-up and finishing it (here:
+ * inside the wake-up function): prepare answers 0, since a loop that
+ * polled now could find nothing; once the signal is out, 1. */
+static void test_prepare_not_ready_while_signal_is_sent(void **state) {
+  (void)state;
+  held_wakeup_t h;
+  sem_init(&h.entered, 0, 0);
+  sem_init(&h.release, 0, 0);
+  atomic_init(&h.calls, 0);
+  cf_bridge_t *b;
+  assert_int_equal(cf_bridge_create_with_wakeup(&b, held_wakeup_fn, &h, NULL),
+                   0);
+  cf_future_t *f;
+  assert_int_equal(cf_future_create(&f), 0);
+  tally_t tl = {0};
+  assert_int_equal(cf_bridge_then(b, f, tally_cb, &tl, NULL), 0);
+  pthread_t producer;
+  assert_int_equal(pthread_create(&producer, NULL, set_result_main, f), 0);
+  assert_int_equal(sem_wait_guarded(&h.entered), 0);
+  assert_int_equal(cf_bridge_prepare(b), 0);
+  assert_int_equal(cf_bridge_prepare(b), 0);
+  sem_post(&h.release);
+  assert_int_equal(pthread_join(producer, NULL), 0);
+  assert_int_equal(cf_bridge_prepare(b), 1);
+  assert_int_equal(atomic_load(&h.calls), 1);
+  assert_int_equal(cf_bridge_dispatch(b), 1);
+  assert_int_equal(tl.calls, 1);
+  assert_int_equal(tl.ok, 1);
+  cf_future_release(f);
+  cf_bridge_destroy(b);
+  sem_destroy(&h.entered);
+  sem_destroy(&h.release);
+}
+
 /* ------------------------------------------------------------------ */
 /* fork                                                               */
 /* ------------------------------------------------------------------ */
@@ -2388,6 +2441,8 @@ int main(void) {
       cmocka_unit_test_setup(test_prepare_reports_signalled_work, setup),
       cmocka_unit_test_setup(test_prepare_waits_for_a_finishing_job, setup),
       cmocka_unit_test_setup(test_prepare_with_wakeup_function, setup),
+      cmocka_unit_test_setup(test_prepare_not_ready_while_signal_is_sent,
+                             setup),
       cmocka_unit_test_setup(test_fork_child_refuses, setup),
       cmocka_unit_test_setup(test_nested_dispatch, setup),
       cmocka_unit_test_setup(test_call_from_callback_runs_after_its_batch,
