@@ -116,11 +116,32 @@ static int forked_child(cf_bridge_t *b) {
     return 2;
   (void)uv_run(&loop, UV_RUN_NOWAIT);
   int stopped = ub.dispatch_error == CF_EFORKED &&
-                !uv_is_active((uv_handle_t *)&ub.poll);
+                !uv_is_active((uv_handle_t *)&ub.poll) &&
+                !uv_is_active((uv_handle_t *)&ub.prepare);
   if (cf_uv_bridge_stop(&ub, NULL) != 0 ||
       uv_run(&loop, UV_RUN_DEFAULT) != 0 || uv_loop_close(&loop) != 0)
     return 3;
   return stopped ? 0 : 1;
+}
+
+/* The prepare handle keeps no loop alive: with the poll handle
+ * unreferenced, uv_run has nothing to wait for (NOWAIT returns 0). */
+static void test_prepare_handle_unreferenced(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  cf_bridge_t *b;
+  struct cf_uv_bridge ub;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(cf_bridge_create(&b), 0);
+  assert_int_equal(cf_uv_bridge_start(&ub, &loop, b), 0);
+  assert_true(uv_is_active((uv_handle_t *)&ub.prepare));
+  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 1); /* the poll handle */
+  uv_unref((uv_handle_t *)&ub.poll);
+  assert_int_equal(uv_run(&loop, UV_RUN_NOWAIT), 0);
+  assert_int_equal(cf_uv_bridge_stop(&ub, NULL), 0);
+  cf_bridge_destroy(b);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 static const harness_loop_t libuv_loop = HARNESS_LOOP(struct libuv_ctx, NULL);
@@ -131,6 +152,7 @@ int main(void) {
       HARNESS_TEST("test_forked_child_stops", harness_test_forked_child_stops,
                    &libuv_loop),
       cmocka_unit_test(test_start_stop_errors),
+      cmocka_unit_test(test_prepare_handle_unreferenced),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,8 +58,8 @@ static inline void cf__uv_bridge_on_close(uv_handle_t *handle) {
     self->close_cb((uv_handle_t *)&self->poll);
 }
 
-/* The poll callback. An error stops the watcher rather than spinning on an
- * fd that stays readable: CF_EFORKED from dispatch (a loop run in a forked
+/* The poll callback. An error stops the watchers rather than spinning on
+ * an fd that stays readable: CF_EFORKED from dispatch (a loop run in a forked
  * child), or a libuv poll error (libuv has stopped the handle then). */
 static inline void cf__uv_bridge_on_poll(uv_poll_t *poll, int status,
                                          int events) {
@@ -71,8 +71,10 @@ static inline void cf__uv_bridge_on_poll(uv_poll_t *poll, int status,
   int rc = cf_bridge_dispatch(self->bridge);
   if (rc < 0) {
     self->dispatch_error = rc;
-    if (!uv_is_closing((uv_handle_t *)poll))
+    if (!uv_is_closing((uv_handle_t *)poll)) {
       uv_poll_stop(poll);
+      uv_prepare_stop(&self->prepare);
+    }
   }
 }
 
