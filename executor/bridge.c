@@ -7,8 +7,8 @@
  *   exchange and reverses it into arrival order. cf_bridge_destroy swaps
  *   in the CLOSED sentinel, after which every push fails, atomically.
  * - Coalesced wake-ups: a producer that pushed flips `pending` from IDLE
- *   to SENDING and only then signals (eventfd write, pipe write, or the user's wake-up
- *   function). dispatch first takes the inbox and runs it (so callbacks do
+ *   to SENDING and only then signals (eventfd write, pipe write, or the
+ *   user's wake-up function). dispatch first takes the inbox and runs it (so callbacks do
  *   not wait for a system call), then drains the fd, clears `pending`, and
  *   only then takes the inbox again, so a push it does not see is followed
  *   by a new signal: no wake-up is lost, and a burst of completions costs
@@ -103,9 +103,9 @@ struct cf_bridge {
    * goes on with them, so every node runs once and before destroy ends. */
   struct node *batch_head, *batch_tail;
   /* Loop thread only: cf_bridge_prepare's spin (see DESIGN), in ns. */
-  long spin_max_ns; /* the ceiling: cf_bridge_set_spin_us */
-  long spin_ns;     /* the budget, adapted */
-  long missed_at;   /* when a spin that missed began; 0: none to judge */
+  int64_t spin_max_ns; /* the ceiling: cf_bridge_set_spin_us */
+  int64_t spin_ns;     /* the budget, adapted */
+  int64_t missed_at;   /* when a spin that missed began; 0: none to judge */
   bool multi_cpu;
 };
 
@@ -374,7 +374,7 @@ static struct node *take_inbox(cf_bridge_t *b) {
 }
 
 /* The clock of prepare's spin: a test's in the fault-injection build. */
-static long spin_clock(void) {
+static int64_t spin_clock(void) {
 #ifdef CF_FAULT_INJECTION
   if (cf__fault_clock_hook != NULL)
     return cf__fault_clock_hook();
@@ -387,9 +387,9 @@ static long spin_clock(void) {
  * this wait, it would have caught the delivery: within the ceiling, spin
  * that long (with a margin) next time; beyond it, halve the budget. */
 static void judge_spin(cf_bridge_t *b, bool delivered) {
-  long waited = spin_clock() - b->missed_at;
+  int64_t waited = spin_clock() - b->missed_at;
   if (delivered && waited <= b->spin_max_ns) {
-    long want = waited + waited / 2;
+    int64_t want = waited + waited / 2;
     b->spin_ns = want < b->spin_max_ns ? want : b->spin_max_ns;
   } else {
     b->spin_ns = b->spin_ns / 2 >= SPIN_MIN_NS ? b->spin_ns / 2 : 0;
@@ -424,8 +424,8 @@ int cf_bridge_dispatch(cf_bridge_t *b) {
 /* ---- spinning before the loop blocks (see DESIGN) ---- */
 
 /* Watch `pending` for up to ns: true once a producer's signal is sent. */
-static bool spin_for_signal(cf_bridge_t *b, long start, long ns) {
-  long until = start + ns;
+static bool spin_for_signal(cf_bridge_t *b, int64_t start, int64_t ns) {
+  int64_t until = start + ns;
   for (unsigned i = 1;; i++) {
     cf__cpu_relax();
     if (atomic_load_explicit(&b->pending, memory_order_acquire) == SIG_SENT)
@@ -449,7 +449,7 @@ int cf_bridge_prepare(cf_bridge_t *b) {
     b->missed_at = 0; /* nothing to wait for: nothing to learn */
     return 0;
   }
-  long now = spin_clock();
+  int64_t now = spin_clock();
   if (b->missed_at != 0 && now - b->missed_at > b->spin_max_ns)
     judge_spin(b, false);
 #ifdef CF_FAULT_INJECTION
@@ -468,7 +468,7 @@ int cf_bridge_prepare(cf_bridge_t *b) {
 int cf_bridge_set_spin_us(cf_bridge_t *b, int us) {
   if (b == NULL || us < 0 || us > SPIN_MAX_LIMIT_US)
     return CF_EINVAL;
-  b->spin_max_ns = b->spin_ns = us * 1000L;
+  b->spin_max_ns = b->spin_ns = (int64_t)us * 1000;
   b->missed_at = 0;
   return 0;
 }

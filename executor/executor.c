@@ -56,8 +56,8 @@ struct worker {
   cf_executor_t *ex;
   pthread_t tid;
   _Atomic uint32_t wake;    /* parked on while 0; set to 1 by a waker */
-  long spin_ns;             /* this worker's idle spin, adapted */
-  long learn_ns;            /* a short idle period to judge, or 0 */
+  int64_t spin_ns;          /* this worker's idle spin, adapted */
+  int64_t learn_ns;         /* a short idle period to judge, or 0 */
   struct worker *next_idle; /* in ex->idle */
   struct worker *next_all;  /* in ex->all */
   bool joined;
@@ -83,7 +83,7 @@ struct cf_executor {
   pthread_cond_t spawned;
   struct worker *all;
   int max_workers;
-  long spin_max_ns; /* the option idle_spin_us */
+  int64_t spin_max_ns; /* the option idle_spin_us */
   _Atomic bool broken;
   unsigned fork_generation;
   cf_init_fn initializer;
@@ -337,12 +337,13 @@ typedef enum { SPIN_NONE, SPIN_CAUGHT, SPIN_MISSED } spin_t;
 /* Before parking, watch the queue for up to w->spin_ns: work that arrives
  * meanwhile costs no wake-up. One worker at a time: the others do not spin
  * (SPIN_NONE). SPIN_CAUGHT if work arrived (or the queue closed). */
-static spin_t spin_for_work(cf_executor_t *ex, struct worker *w, long start) {
+static spin_t spin_for_work(cf_executor_t *ex, struct worker *w,
+                            int64_t start) {
   int expected = 0;
   if (w->spin_ns == 0 ||
       !atomic_compare_exchange_strong(&ex->nspinning, &expected, 1))
     return SPIN_NONE;
-  long until = start + w->spin_ns;
+  int64_t until = start + w->spin_ns;
   bool busy = false;
   for (unsigned i = 1; !busy; i++) {
     cf__cpu_relax();
@@ -363,9 +364,10 @@ static spin_t spin_for_work(cf_executor_t *ex, struct worker *w, long start) {
  * that stalled (its submitter descheduled, say) is no rhythm, and learning
  * from it would make the pool spin long after the stream ends. Nor does a
  * worker that did not spin (another one did) or that caught its work. */
-static void adapt_spin(cf_executor_t *ex, struct worker *w, long idle_ns) {
-  long min = SPIN_MIN_NS < ex->spin_max_ns ? SPIN_MIN_NS : ex->spin_max_ns;
-  long want = idle_ns + idle_ns / 2;
+static void adapt_spin(cf_executor_t *ex, struct worker *w,
+                       int64_t idle_ns) {
+  int64_t min = SPIN_MIN_NS < ex->spin_max_ns ? SPIN_MIN_NS : ex->spin_max_ns;
+  int64_t want = idle_ns + idle_ns / 2;
   if (idle_ns > ex->spin_max_ns || want < min)
     w->spin_ns = min;
   else
@@ -403,7 +405,7 @@ static void park(cf_executor_t *ex, struct worker *w) {
  * period resets the spin at once; a short one is left in w->learn_ns for
  * the next pop to judge (adapt_spin). */
 static void wait_for_work(cf_executor_t *ex, struct worker *w) {
-  long idle_since = cf__now_ns();
+  int64_t idle_since = cf__now_ns();
   w->learn_ns = 0;
   spin_t spun = spin_for_work(ex, w, idle_since);
   if (spun == SPIN_CAUGHT)
@@ -411,7 +413,7 @@ static void wait_for_work(cf_executor_t *ex, struct worker *w) {
   park(ex, w);
   if (spun != SPIN_MISSED)
     return;
-  long idle_ns = cf__now_ns() - idle_since;
+  int64_t idle_ns = cf__now_ns() - idle_since;
   if (idle_ns > ex->spin_max_ns)
     adapt_spin(ex, w, idle_ns);
   else

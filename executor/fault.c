@@ -65,8 +65,8 @@ static void clear(struct fault_class *c) {
 }
 
 void (*cf__fault_idle_hook)(void);
-void (*cf__fault_spin_hook)(long budget_ns);
-long (*cf__fault_clock_hook)(void);
+void (*cf__fault_spin_hook)(int64_t budget_ns);
+int64_t (*cf__fault_clock_hook)(void);
 
 void cf__fault_reset(void) {
   clear(&allocs);

@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 void *cf__malloc(size_t size);
@@ -78,8 +79,8 @@ extern void (*cf__fault_idle_hook)(void);
  * prepare is about to spin (deliveries in flight or a signal being sent),
  * and cf__fault_clock_hook replaces the monotonic clock of that spin and of
  * its adaptation (it must advance, or the spin never ends). Loop thread. */
-extern void (*cf__fault_spin_hook)(long budget_ns);
-extern long (*cf__fault_clock_hook)(void);
+extern void (*cf__fault_spin_hook)(int64_t budget_ns);
+extern int64_t (*cf__fault_clock_hook)(void);
 
 #else /* !CF_FAULT_INJECTION: the libc calls themselves */
 

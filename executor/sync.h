@@ -84,11 +84,12 @@ static inline void cf__event_signal(cf__event_t *ev) {
   }
 }
 
-/* The monotonic clock in nanoseconds, for spin budgets. */
-static inline long cf__now_ns(void) {
+/* The monotonic clock in nanoseconds, for spin budgets (64 bits: a long
+ * of 32 would overflow in two seconds). */
+static inline int64_t cf__now_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 /* Spin-wait hint for busy loops. */

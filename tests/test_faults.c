@@ -1386,19 +1386,19 @@ static void test_job_queued_just_before_close_runs(void **state) {
 /* ---- cf_bridge_prepare's adaptive spin, on a test clock ---- */
 
 static struct {
-  long now;  /* the test clock, in ns: only the loop thread reads it */
-  long step; /* added at each read, so that a spin runs out */
-  long budgets[16];
+  int64_t now;  /* the test clock, in ns: only the loop thread reads it */
+  int64_t step; /* added at each read, so that a spin runs out */
+  int64_t budgets[16];
   int nbudgets;
 } sc;
 
-static long spin_clock(void) {
-  long t = sc.now;
+static int64_t spin_clock(void) {
+  int64_t t = sc.now;
   sc.now += sc.step;
   return t;
 }
 
-static void spin_record(long budget_ns) {
+static void spin_record(int64_t budget_ns) {
   if (sc.nbudgets < 16)
     sc.budgets[sc.nbudgets] = budget_ns;
   sc.nbudgets++;
@@ -1419,8 +1419,8 @@ static cf_future_t *in_flight(cf_bridge_t *b, int *delivered) {
 }
 
 /* Complete f; the loop dispatches it `after` ns after the last spin began. */
-static void deliver_after(cf_bridge_t *b, cf_future_t *f, long missed_at,
-                          long after) {
+static void deliver_after(cf_bridge_t *b, cf_future_t *f, int64_t missed_at,
+                          int64_t after) {
   assert_int_equal(cf_future_set_result(f, NULL, NULL), 0);
   sc.now = missed_at + after;
   assert_int_equal(cf_bridge_dispatch(b), 1);
@@ -1445,9 +1445,9 @@ static void test_bridge_spin_adapts(void **state) {
   int delivered = 0;
 
   cf_future_t *f = in_flight(b, &delivered);
-  static const long halving[] = {100000, 50000, 25000, 12500, 6250,
-                                 3125,   1562,  0,     0};
-  long missed_at = 0;
+  static const int64_t halving[] = {100000, 50000, 25000, 12500, 6250,
+                                    3125,   1562,  0,     0};
+  int64_t missed_at = 0;
   for (int i = 0; i < 9; i++) {
     if (i > 0)
       sc.now += 200000; /* a wait beyond the ceiling, nothing delivered */
@@ -1459,7 +1459,7 @@ static void test_bridge_spin_adapts(void **state) {
   deliver_after(b, f, missed_at, 20000);
 
   static const struct {
-    long after, budget;
+    int64_t after, budget;
   } learn[] = {{300000, 30000}, {90000, 15000}, {0, 100000}};
   for (int i = 0; i < 3; i++) {
     f = in_flight(b, &delivered);
