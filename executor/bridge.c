@@ -33,8 +33,9 @@
  *   miss notes when the spin began; a delivery that then came within the
  *   ceiling sets the budget to 1.5 times the time it took, a longer wait
  *   halves it (down to 0), so long jobs stop costing spins; prepare with
- *   nothing in flight does nothing. Never on a one-CPU machine, where the
- *   spin would hold the CPU the job needs.
+ *   nothing in flight does nothing. Never when the creating thread may run
+ *   on one CPU only (cf__usable_cpus), where the spin would hold the CPU
+ *   the job needs.
  */
 #include "internal.h"
 
@@ -106,7 +107,7 @@ struct cf_bridge {
   int64_t spin_max_ns; /* the ceiling: cf_bridge_set_spin_us */
   int64_t spin_ns;     /* the budget, adapted */
   int64_t missed_at;   /* when a spin that missed began; 0: none to judge */
-  bool multi_cpu;
+  bool multi_cpu;    /* cf__usable_cpus() > 1 at creation */
 };
 
 /* cf_bridge_prepare's spin: the default ceiling, the shortest budget worth
@@ -149,7 +150,7 @@ static int bridge_new(cf_bridge_t **out) {
   b->read_fd = b->write_fd = -1;
   b->fork_generation = atomic_load(&cf__fork_generation);
   b->spin_max_ns = b->spin_ns = SPIN_MAX_DEFAULT_NS;
-  b->multi_cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+  b->multi_cpu = cf__usable_cpus() > 1;
   *out = b;
   return 0;
 }
@@ -452,11 +453,12 @@ int cf_bridge_prepare(cf_bridge_t *b) {
   int64_t now = spin_clock();
   if (b->missed_at != 0 && now - b->missed_at > b->spin_max_ns)
     judge_spin(b, false);
+  int64_t budget = b->multi_cpu ? b->spin_ns : 0;
 #ifdef CF_FAULT_INJECTION
   if (cf__fault_spin_hook != NULL)
-    cf__fault_spin_hook(b->spin_ns);
+    cf__fault_spin_hook(budget);
 #endif
-  if (b->spin_ns > 0 && b->multi_cpu && spin_for_signal(b, now, b->spin_ns)) {
+  if (budget > 0 && spin_for_signal(b, now, budget)) {
     b->missed_at = 0;
     return 1;
   }

@@ -46,6 +46,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,14 +149,22 @@ int cf_job_cancel_requested(cf_job_t *job) {
 
 /* ---- the pool ---- */
 
+int cf__usable_cpus(void) {
+#ifdef CPU_COUNT
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+#endif
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* > 1024 CPUs, or no mask */
+  return cpus > 1 ? (int)cpus : 1;
+}
+
 void cf_executor_options_init(cf_executor_options_t *opts) {
   if (opts == NULL)
     return;
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  if (cpus < 1)
-    cpus = 1;
+  int cpus = cf__usable_cpus();
   memset(opts, 0, sizeof(*opts));
-  opts->max_workers = cpus + 4 < 32 ? (int)cpus + 4 : 32;
+  opts->max_workers = cpus + 4 < 32 ? cpus + 4 : 32;
   opts->idle_spin_us = (int)(SPIN_MAX_DEFAULT_NS / 1000);
 }
 
@@ -190,7 +199,10 @@ int cf_executor_create(cf_executor_t **out, const cf_executor_options_t *opts) {
   }
   cf__runq_init(&ex->queue);
   ex->max_workers = opts->max_workers;
-  ex->spin_max_ns = opts->idle_spin_us * 1000L;
+  /* On one CPU an idle worker's spin would hold the CPU the submitter
+   * needs: a round trip pinned to one CPU took 5.2-5.5 us with it, 2.0-2.1
+   * without. */
+  ex->spin_max_ns = cf__usable_cpus() > 1 ? opts->idle_spin_us * 1000L : 0;
   ex->initializer = opts->initializer;
   ex->initializer_arg = opts->initializer_arg;
   ex->fork_generation = atomic_load(&cf__fork_generation);

@@ -169,6 +169,11 @@ cf_then_t *cf__then_new(cf_bridge_t *b, cf_then_fn fn, void *data);
 int cf__then_start(cf_then_t *t, cf_future_t *f);
 bool cf__bridge_closed(cf_bridge_t *b);
 
+/* The CPUs this thread may run on (its affinity mask, as CPython 3.13's
+ * os.process_cpu_count(); else the online CPUs), at least 1. Spinning
+ * needs two: on one, a spinner holds the CPU the awaited work needs. */
+int cf__usable_cpus(void);
+
 /* The fork generation: bumped in the child by a pthread_atfork handler. */
 extern _Atomic unsigned cf__fork_generation;
 void cf__fork_init(void);

@@ -250,7 +250,7 @@ typedef struct cf_executor cf_executor_t;
 typedef int (*cf_init_fn)(void *arg);
 
 typedef struct cf_executor_options {
-  int max_workers;                /* > 0; default min(32, online CPUs + 4) */
+  int max_workers;                /* > 0; default min(32, usable CPUs + 4) */
   const char *thread_name_prefix; /* NULL or "": "cfpool-N" (N per process) */
   cf_init_fn initializer;         /* NULL: none */
   void *initializer_arg;          /* passed to initializer */
@@ -263,7 +263,9 @@ typedef struct cf_executor_options {
  * gap, if shorter than this bound and ended by a single job; 40 us after a
  * longer one), so jobs that come every millisecond start within
  * microseconds while one worker spins through the gaps, and an idle pool
- * costs no CPU. 0: never spin. */
+ * costs no CPU. 0: never spin. "Usable CPUs" are those the calling thread
+ * may run on (its affinity, as Python 3.13's os.process_cpu_count()); a
+ * pool created on a thread limited to one never spins. */
 CF_EXTERN void cf_executor_options_init(cf_executor_options_t *opts);
 
 /* Create a pool; no thread starts before the first submit. opts NULL means
@@ -462,8 +464,9 @@ CF_EXTERN int cf_bridge_dispatch(cf_bridge_t *b);
  * that a job finishing soon costs no wake-up of a sleeping loop thread.
  * Returns 1 if a delivery is signalled (the fd is readable or the wake-up
  * function was called: poll without blocking), 0 if the loop may block;
- * CF_EINVAL (NULL), CF_EFORKED. No spin on a one-CPU machine. The built-in
- * loop and the libuv and GLib adapters call it. */
+ * CF_EINVAL (NULL), CF_EFORKED. No spin if the thread that created b may
+ * run on one CPU only (its affinity). The built-in loop and the libuv and
+ * GLib adapters call it. */
 CF_EXTERN int cf_bridge_prepare(cf_bridge_t *b);
 
 /* Loop thread: the ceiling of cf_bridge_prepare's spin, in microseconds,

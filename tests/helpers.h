@@ -82,4 +82,37 @@ static inline int wait_result(cf_future_t *f, void **value) {
   return cf_future_result(f, CF_FOREVER, value);
 }
 
+/* Affinity helpers, where <sched.h> has them (_GNU_SOURCE defined before
+ * the first system header). */
+#include <sched.h>
+#ifdef CPU_COUNT
+
+/* The CPUs the calling thread may run on (the library's "usable CPUs"). */
+static inline int usable_cpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) < 1)
+    return -1;
+  return CPU_COUNT(&set);
+}
+
+/* Limit the calling thread to the first CPU it may run on; *saved gets
+ * the mask to give back to unpin_thread. 0, or -1 if that failed. */
+static inline int pin_thread_to_one_cpu(cpu_set_t *saved) {
+  if (sched_getaffinity(0, sizeof(*saved), saved) != 0)
+    return -1;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+    if (CPU_ISSET(cpu, saved)) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpu, &one);
+      return sched_setaffinity(0, sizeof(one), &one);
+    }
+  return -1;
+}
+
+static inline int unpin_thread(const cpu_set_t *saved) {
+  return sched_setaffinity(0, sizeof(*saved), saved);
+}
+#endif /* CPU_COUNT */
+
 #endif /* CF_TEST_HELPERS_H */

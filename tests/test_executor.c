@@ -111,15 +111,25 @@ static void test_options_defaults(void **state) {
   cf_executor_options_t opts;
   memset(&opts, 0x5a, sizeof opts);
   cf_executor_options_init(&opts);
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  if (cpus < 1)
-    cpus = 1;
-  long expect = cpus + 4 < 32 ? cpus + 4 : 32;
-  assert_int_equal(opts.max_workers, expect);
+  int cpus = usable_cpus();
+  assert_true(cpus >= 1);
+  assert_int_equal(opts.max_workers, cpus + 4 < 32 ? cpus + 4 : 32);
   assert_true(opts.thread_name_prefix == NULL ||
               opts.thread_name_prefix[0] == '\0');
   assert_null(opts.initializer);
   assert_null(opts.initializer_arg);
+}
+
+/* Usable CPUs follow the calling thread's affinity, as Python 3.13's
+ * os.process_cpu_count() does: limited to one, the default is 1 + 4. */
+static void test_options_default_follows_affinity(void **state) {
+  (void)state;
+  cpu_set_t saved;
+  assert_int_equal(pin_thread_to_one_cpu(&saved), 0);
+  cf_executor_options_t opts;
+  cf_executor_options_init(&opts);
+  assert_int_equal(unpin_thread(&saved), 0);
+  assert_int_equal(opts.max_workers, 5);
 }
 
 static void test_create_invalid_max_workers(void **state) {
@@ -1794,6 +1804,7 @@ static void test_shutdown_cancel_spares_inline_job(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup(test_options_defaults, setup),
+      cmocka_unit_test_setup(test_options_default_follows_affinity, setup),
       cmocka_unit_test_setup(test_create_invalid_max_workers, setup),
       cmocka_unit_test_setup(test_create_null_out, setup),
       cmocka_unit_test_setup(test_create_null_opts_is_default, setup),

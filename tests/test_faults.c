@@ -1482,6 +1482,33 @@ static void test_bridge_spin_adapts(void **state) {
   cf__fault_spin_hook = NULL;
 }
 
+/* A bridge created on a thread limited to one CPU never spins: the job it
+ * would wait for needs that CPU (budget 0 whatever the ceiling). */
+static void test_bridge_no_spin_on_one_cpu(void **state) {
+  (void)state;
+  memset(&sc, 0, sizeof(sc));
+  sc.now = 1000000000L;
+  sc.step = 1000;
+  cf__fault_clock_hook = spin_clock;
+  cf__fault_spin_hook = spin_record;
+  cpu_set_t saved;
+  assert_int_equal(pin_thread_to_one_cpu(&saved), 0);
+  cf_bridge_t *b;
+  int rc = cf_bridge_create(&b);
+  assert_int_equal(unpin_thread(&saved), 0);
+  assert_int_equal(rc, 0);
+  int delivered = 0;
+  cf_future_t *f = in_flight(b, &delivered);
+  assert_int_equal(cf_bridge_prepare(b), 0);
+  assert_int_equal(sc.nbudgets, 1);
+  assert_int_equal(sc.budgets[0], 0);
+  deliver_after(b, f, sc.now, 1000);
+  assert_int_equal(delivered, 1);
+  cf_bridge_destroy(b);
+  cf__fault_clock_hook = NULL;
+  cf__fault_spin_hook = NULL;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alloc_pool),
@@ -1504,6 +1531,7 @@ int main(void) {
       cmocka_unit_test(test_fd_loop),
       cmocka_unit_test(test_job_queued_just_before_close_runs),
       cmocka_unit_test(test_bridge_spin_adapts),
+      cmocka_unit_test(test_bridge_no_spin_on_one_cpu),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
