@@ -1404,6 +1404,20 @@ static void spin_record(int64_t budget_ns) {
   sc.nbudgets++;
 }
 
+/* The test clock (from 1 s, 1 us per read) and the budget log, fresh. */
+static void spin_hooks_install(void) {
+  memset(&sc, 0, sizeof(sc));
+  sc.now = 1000000000L;
+  sc.step = 1000;
+  cf__fault_clock_hook = spin_clock;
+  cf__fault_spin_hook = spin_record;
+}
+
+static void spin_hooks_remove(void) {
+  cf__fault_clock_hook = NULL;
+  cf__fault_spin_hook = NULL;
+}
+
 static void count_delivery(cf_future_t *f, int status, void *data) {
   (void)f;
   (void)status;
@@ -1434,11 +1448,7 @@ static void deliver_after(cf_bridge_t *b, cf_future_t *f, int64_t missed_at,
  * from the new ceiling. With nothing in flight prepare does not spin. */
 static void test_bridge_spin_adapts(void **state) {
   (void)state;
-  memset(&sc, 0, sizeof(sc));
-  sc.now = 1000000000L;
-  sc.step = 1000;
-  cf__fault_clock_hook = spin_clock;
-  cf__fault_spin_hook = spin_record;
+  spin_hooks_install();
   cf_bridge_t *b;
   assert_int_equal(cf_bridge_create(&b), 0);
   assert_int_equal(cf_bridge_set_spin_us(b, 100), 0);
@@ -1478,19 +1488,14 @@ static void test_bridge_spin_adapts(void **state) {
   assert_int_equal(cf_bridge_prepare(b), 0); /* nothing in flight */
   assert_int_equal(sc.nbudgets, 13);
   cf_bridge_destroy(b);
-  cf__fault_clock_hook = NULL;
-  cf__fault_spin_hook = NULL;
+  spin_hooks_remove();
 }
 
 /* A bridge created on a thread limited to one CPU never spins: the job it
  * would wait for needs that CPU (budget 0 whatever the ceiling). */
 static void test_bridge_no_spin_on_one_cpu(void **state) {
   (void)state;
-  memset(&sc, 0, sizeof(sc));
-  sc.now = 1000000000L;
-  sc.step = 1000;
-  cf__fault_clock_hook = spin_clock;
-  cf__fault_spin_hook = spin_record;
+  spin_hooks_install();
   cpu_set_t saved;
   assert_int_equal(pin_thread_to_one_cpu(&saved), 0);
   cf_bridge_t *b;
@@ -1505,8 +1510,7 @@ static void test_bridge_no_spin_on_one_cpu(void **state) {
   deliver_after(b, f, sc.now, 1000);
   assert_int_equal(delivered, 1);
   cf_bridge_destroy(b);
-  cf__fault_clock_hook = NULL;
-  cf__fault_spin_hook = NULL;
+  spin_hooks_remove();
 }
 
 int main(void) {
