@@ -11,8 +11,9 @@
  *   job's latch down with bench_job_finish.
  * - peers: each C peer fills a bench_peer_t; the drivers of drivers.c run
  *   the workloads whose shape is the same for every peer through it.
- * - report: each figure is the median of cfg.reps runs, with min and max,
- *   printed as a table row now and as a RESULT line at the end.
+ * - report: each figure is the median of cfg.reps runs (scaling's small
+ *   sizes: more), with min and max, printed as a table row now and as a
+ *   RESULT line at the end.
  */
 #ifndef CF_BENCH_H
 #define CF_BENCH_H

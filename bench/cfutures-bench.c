@@ -5,8 +5,9 @@
  * cfutures and for each peer (glib, libuv, python, handrolled, limit);
  * a peer that is not available, or that cannot express a workload, gets
  * "RESULT <workload> <impl> skipped 0". Every figure is the median of
- * --reps repetitions with min and max. The table is printed as figures
- * come in; the targets of BENCH.md and the RESULT lines follow at the end.
+ * --reps repetitions (scaling's small sizes: more, see drivers.c) with
+ * min and max. The table is printed as figures come in; the targets of
+ * BENCH.md and the RESULT lines follow at the end.
  *
  * Files: bench.h (what is shared), util.c (timing, latch), report.c
  * (table, RESULT lines), drivers.c (the workloads, once for every C
