@@ -229,11 +229,10 @@ static long runs_per_round(long n) {
 }
 
 /* The sizes are measured in REPS rounds, each of which runs every size:
- * the large ones once, the small ones runs_per_round times.
- * The figure is a ratio of sizes, and this machine's speed drifts from one
- * second to the next (other guests, frequency): sizes measured one after
- * the other would each see another part of the drift, while interleaved
- * they see the same. A run of 10^4 jobs lasts about a millisecond, so that
+ * the large ones once, the small ones runs_per_round times. The figure is
+ * a ratio of sizes, and a virtual machine's speed drifts from one second
+ * to the next: sizes measured one after the other would each see another
+ * part of the drift, while interleaved they see the same. A run of 10^4 jobs lasts about a millisecond, so that
  * one preemption moves it by tens of percent: its median needs the many
  * samples, which cost no more time than one run of 10^6. */
 void bench_scaling(const bench_peer_t *p) {
